@@ -1,0 +1,120 @@
+"""The one exception tree of chatwire.
+
+Every error chatwire raises on purpose derives from ``ChatwireError``::
+
+    ChatwireError
+    ├── InvalidRequest          bad input, raised before any network I/O;
+    │                           names the message index and field, the
+    │                           option, the model or the provider at fault
+    └── ProviderError           a provider failed; carries ``.provider``,
+        │                       ``.url`` and ``.partial`` (text already
+        │                       received, "" when none)
+        ├── ProviderUnreachable the connection could not be made
+        ├── ProviderTimeout     connect timed out, or nothing useful arrived
+        │                       within the read timeout before any text
+        ├── ProviderHTTPError   the server answered an error status;
+        │                       ``.status_code``, ``.body`` (first ~500
+        │                       bytes), ``.retry_after`` when sent
+        ├── ProtocolError       the server sent something that is not the
+        │                       protocol (``.line`` names it)
+        └── StreamInterrupted   the stream broke after it began; ``.partial``
+                                holds every piece of text received
+
+``InvalidRequest`` is also a ``ValueError`` so that generic callers that
+catch ``ValueError`` keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChatwireError",
+    "InvalidRequest",
+    "ProtocolError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "ProviderTimeout",
+    "ProviderUnreachable",
+    "StreamInterrupted",
+]
+
+
+class ChatwireError(Exception):
+    """Root of every error chatwire raises on purpose."""
+
+
+class InvalidRequest(ChatwireError, ValueError):
+    """The request is malformed; nothing was sent."""
+
+
+class ProviderError(ChatwireError):
+    """A provider failed to produce a complete answer.
+
+    ``provider`` and ``url`` may be filled in after construction by the layer
+    that knows them (the SSE decoder raises ``ProtocolError`` without them).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        url: str | None = None,
+        partial: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.url = url
+        self.partial = partial
+
+    def __str__(self) -> str:
+        where = [part for part in (self.provider, self.url) if part]
+        prefix = f"[{' '.join(where)}] " if where else ""
+        return prefix + self.message
+
+
+class ProviderUnreachable(ProviderError):
+    """The connection to the provider could not be made."""
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not connect, or stayed silent, within the timeout."""
+
+
+class ProviderHTTPError(ProviderError):
+    """The provider answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        retry_after: float | None = None,
+        provider: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, url=url)
+        self.status_code = status_code
+        self.body = body
+        self.retry_after = retry_after
+
+
+class ProtocolError(ProviderError):
+    """The provider sent a malformed event; ``line`` shows it (truncated)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: str = "",
+        provider: str | None = None,
+        url: str | None = None,
+        partial: str = "",
+    ) -> None:
+        super().__init__(message, provider=provider, url=url, partial=partial)
+        self.line = line
+
+
+class StreamInterrupted(ProviderError):
+    """The stream broke after it started; ``partial`` holds the text so far."""

@@ -1,0 +1,322 @@
+"""The shared HTTP drivers: one sync, one async, over a sans-I/O description.
+
+A provider describes its wire format once as a ``WireRequest``: where to POST
+which bytes, and a pure ``read_event`` that turns one decoded Server-Sent
+Event into text (or ``None`` to skip it, or raises ``EndOfStream``). The
+drivers below own all the I/O and map every transport failure onto the
+chatwire error tree; ``Receiver`` holds the I/O-free state both share.
+
+``httpx`` is imported inside the drivers, not at module level, so that
+``import chatwire`` stays fast.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HTTP_OPTIONS",
+    "EndOfStream",
+    "WireRequest",
+    "stream_async",
+    "stream_sync",
+]
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from .._errors import (
+    ProtocolError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+    ProviderUnreachable,
+    StreamInterrupted,
+)
+from .._sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
+from .._validate import Option
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+_ERROR_BODY_BYTES = 512
+
+
+def _is_http_url(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and len(value) > len("https://")
+
+
+HTTP_OPTIONS: Mapping[str, Option] = {
+    option.name: option
+    for option in (
+        Option("base_url", str, "an http:// or https:// URL", check=_is_http_url),
+        Option("timeout", float, "seconds", minimum=0.001),
+        Option("connect_timeout", float, "seconds", minimum=0.001),
+        Option("read_timeout", float, "seconds", minimum=0.001),
+        Option("max_event_bytes", int, "bytes", minimum=1024),
+    )
+}
+
+
+class EndOfStream(Exception):
+    """Raised by a ``read_event`` when the stream says it is finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """Everything the drivers need to run one streaming exchange."""
+
+    provider: str
+    url: str
+    body: bytes
+    read_event: Callable[[ServerSentEvent], str | None]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+
+
+def json_request(
+    provider: str,
+    url: str,
+    payload: object,
+    *,
+    read_event: Callable[[ServerSentEvent], str | None],
+    options: Mapping[str, Any],
+    headers: Mapping[str, str] | None = None,
+) -> WireRequest:
+    """A ``WireRequest`` POSTing ``payload`` as JSON, timeouts from ``options``."""
+    timeout = options.get("timeout")
+    connect = options.get("connect_timeout") or timeout or DEFAULT_CONNECT_TIMEOUT
+    read = options.get("read_timeout") or timeout or DEFAULT_READ_TIMEOUT
+    all_headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream",
+        "User-Agent": f"chatwire/{__version__}",
+    }
+    all_headers.update(headers or {})
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return WireRequest(
+        provider=provider,
+        url=url,
+        body=body,
+        read_event=read_event,
+        headers=all_headers,
+        connect_timeout=connect,
+        read_timeout=read,
+        max_event_bytes=options.get("max_event_bytes") or DEFAULT_MAX_EVENT_BYTES,
+    )
+
+
+class Receiver:
+    """The I/O-free half of a driver: decode, keep the text, name failures."""
+
+    __slots__ = ("_decoder", "_last_progress", "_lines", "done", "pieces", "request")
+
+    def __init__(self, request: WireRequest) -> None:
+        self.request = request
+        self._decoder = SSEDecoder(request.max_event_bytes)
+        self.pieces: list[str] = []
+        self.done = False
+        self._lines = 0
+        self._last_progress = time.monotonic()
+
+    @property
+    def partial(self) -> str:
+        return "".join(self.pieces)
+
+    def feed(self, chunk: bytes) -> list[str]:
+        texts: list[str] = []
+        read_event = self.request.read_event
+        for event in self._decoder.feed(chunk):
+            try:
+                text = read_event(event)
+            except EndOfStream:
+                self.done = True
+                break
+            if text:
+                texts.append(text)
+        self.pieces.extend(texts)
+        self._check_progress()
+        return texts
+
+    def _check_progress(self) -> None:
+        # httpx's read timeout restarts on every byte; a server trickling bytes
+        # that never complete a line must still time out.
+        now = time.monotonic()
+        if self._decoder.lines_seen != self._lines:
+            self._lines = self._decoder.lines_seen
+            self._last_progress = now
+        elif now - self._last_progress > self.request.read_timeout:
+            raise self.timed_out(
+                f"no complete line within the read timeout of {self.request.read_timeout:g}s"
+            )
+
+    def timed_out(self, message: str) -> ProviderError:
+        partial = self.partial
+        if partial:
+            return StreamInterrupted(
+                f"stream stalled after {len(partial)} characters: {message}",
+                provider=self.request.provider,
+                url=self.request.url,
+                partial=partial,
+            )
+        return ProviderTimeout(message, provider=self.request.provider, url=self.request.url)
+
+    def failure(self, exc: httpx.HTTPError) -> ProviderError:
+        """Map a transport error onto the chatwire tree."""
+        import httpx
+
+        request = self.request
+        where: dict[str, Any] = {"provider": request.provider, "url": request.url}
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.ConnectTimeout):
+            return ProviderTimeout(
+                f"could not connect within {request.connect_timeout:g}s", **where
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return ProviderUnreachable(f"cannot connect: {detail}", **where)
+        if isinstance(exc, httpx.TimeoutException):
+            return self.timed_out(f"no data within the read timeout of {request.read_timeout:g}s")
+        partial = self.partial
+        return StreamInterrupted(
+            f"connection lost after {len(partial)} characters: {detail}",
+            partial=partial,
+            **where,
+        )
+
+    def annotate(self, exc: ProviderError) -> ProviderError:
+        """Fill in what a lower layer (the SSE decoder) could not know."""
+        exc.provider = exc.provider or self.request.provider
+        exc.url = exc.url or self.request.url
+        exc.partial = exc.partial or self.partial
+        return exc
+
+    def http_error(self, status: int, head: bytes, headers: httpx.Headers) -> ProviderHTTPError:
+        body = head[:_ERROR_BODY_BYTES].decode("utf-8", "replace")
+        return ProviderHTTPError(
+            f"HTTP {status}: {_error_message(body)}",
+            status_code=status,
+            body=body,
+            retry_after=_retry_after(headers.get("retry-after")),
+            provider=self.request.provider,
+            url=self.request.url,
+        )
+
+
+def _error_message(body: str) -> str:
+    """The upstream's own message when the body is an API error object."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.strip()[:300] or "(empty body)"
+    if isinstance(parsed, dict):
+        error = parsed.get("error", parsed)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return body.strip()[:300]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    # Building a context loads the CA bundle (tens of ms): do it once per process.
+    import ssl
+
+    import certifi
+
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
+
+
+def _timeout(request: WireRequest) -> httpx.Timeout:
+    import httpx
+
+    return httpx.Timeout(
+        connect=request.connect_timeout,
+        read=request.read_timeout,
+        write=request.read_timeout,
+        pool=request.connect_timeout,
+    )
+
+
+def stream_sync(request: WireRequest) -> Iterator[str]:
+    """POST the request and yield text as events arrive; always closes."""
+    import httpx
+
+    receiver = Receiver(request)
+    try:
+        with (
+            httpx.Client(timeout=_timeout(request), verify=_ssl_context()) as client,
+            client.stream(
+                "POST", request.url, content=request.body, headers=dict(request.headers)
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                head = b""
+                for chunk in response.iter_bytes():
+                    head += chunk
+                    if len(head) >= _ERROR_BODY_BYTES:
+                        break
+                raise receiver.http_error(response.status_code, head, response.headers)
+            for chunk in response.iter_bytes():
+                yield from receiver.feed(chunk)
+                if receiver.done:
+                    return
+    except httpx.HTTPError as exc:
+        raise receiver.failure(exc) from exc
+    except ProtocolError as exc:
+        raise receiver.annotate(exc) from None
+
+
+async def stream_async(request: WireRequest) -> AsyncIterator[str]:
+    """The async twin of ``stream_sync``."""
+    import httpx
+
+    receiver = Receiver(request)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=_timeout(request), verify=_ssl_context()) as client,
+            client.stream(
+                "POST", request.url, content=request.body, headers=dict(request.headers)
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                head = b""
+                async for chunk in response.aiter_bytes():
+                    head += chunk
+                    if len(head) >= _ERROR_BODY_BYTES:
+                        break
+                raise receiver.http_error(response.status_code, head, response.headers)
+            async for chunk in response.aiter_bytes():
+                for text in receiver.feed(chunk):
+                    yield text
+                if receiver.done:
+                    return
+    except httpx.HTTPError as exc:
+        raise receiver.failure(exc) from exc
+    except ProtocolError as exc:
+        raise receiver.annotate(exc) from None

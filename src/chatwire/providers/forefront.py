@@ -1,0 +1,123 @@
+"""The Forefront free-chat provider, as the seed describes it, to the byte.
+
+The request is the seed's JSON body, POSTed to the free-chat endpoint; the
+answer is a Server-Sent-Events stream whose events carry
+``{"delta": "<text>"}``. The original endpoint is long gone, so the provider
+is marked not ``working`` unless ``CHATWIRE_FOREFRONT_URL`` points it at a
+server that speaks the protocol (chatwire's own gateway does, at
+``/free-chat``); ``base_url=`` does the same per call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from .._errors import ProtocolError
+from .._sse import ServerSentEvent, shown
+from ._base import describe_params, prepare
+from ._http import HTTP_OPTIONS, EndOfStream, WireRequest, json_request, stream_async, stream_sync
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "accepts_any_model",
+    "model",
+    "needs_auth",
+    "options",
+    "params",
+    "supports_stream",
+    "url",
+    "working",  # noqa: F822 - computed by the module __getattr__
+]
+
+url = "https://forefront.com"
+model = ["gpt-3.5-turbo"]
+supports_stream = True
+needs_auth = False
+accepts_any_model = False
+options = HTTP_OPTIONS
+
+DEFAULT_ENDPOINT = "https://streaming.tenant-forefront-default.knative.chi.coreweave.com/free-chat"
+ENDPOINT_ENV = "CHATWIRE_FOREFRONT_URL"
+MESSAGE_PERSONA = "607e41fe-95be-497e-8e97-010a59b2e2c0"
+
+
+def __getattr__(name: str) -> Any:
+    # ``working`` follows the environment: the default endpoint is gone, but a
+    # configured one may well be up.
+    if name == "working":
+        return bool(os.environ.get(ENDPOINT_ENV))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def request_body(messages: list[Any]) -> dict[str, Any]:
+    """The seed's JSON body for a conversation."""
+    return {
+        "text": messages[-1]["content"],
+        "action": "noauth",
+        "id": "",
+        "parentId": "",
+        "workspaceId": "",
+        "messagePersona": MESSAGE_PERSONA,
+        "model": "gpt-4",
+        "messages": messages[:-1] if len(messages) > 1 else [],
+        "internetMode": "auto",
+    }
+
+
+def read_event(event: ServerSentEvent) -> str | None:
+    """The text of one event: its ``delta``, or ``None`` for other events."""
+    data = event.data
+    if data == "[DONE]":
+        raise EndOfStream
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        if "\n" in data:
+            # Servers written for the seed's line parser may send one JSON
+            # object per ``data:`` line with no blank line between them.
+            return "".join(
+                filter(None, (read_event(ServerSentEvent(line)) for line in data.split("\n")))
+            )
+        raise ProtocolError("event data is not JSON", line=shown(data.encode())) from None
+    if not isinstance(parsed, dict):
+        return None
+    delta = parsed.get("delta")
+    if delta is None:
+        return None
+    if not isinstance(delta, str):
+        raise ProtocolError("'delta' is not a string", line=shown(data.encode()))
+    return delta
+
+
+def _wire(model: object, messages: object, kwargs: dict[str, Any]) -> WireRequest:
+    _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
+    endpoint = checked.get("base_url") or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
+    return json_request(
+        "forefront",
+        endpoint,
+        request_body(checked_messages),
+        read_event=read_event,
+        options=checked,
+    )
+
+
+def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Iterator[str]:  # type: ignore[type-arg]
+    """Yield the answer's text as it arrives (the whole text, in order)."""
+    return stream_sync(_wire(model, messages, kwargs))
+
+
+def _create_async_completion(
+    model: str,
+    messages: list,  # type: ignore[type-arg]
+    stream: bool,
+    **kwargs: Any,
+) -> AsyncIterator[str]:
+    """The async twin of ``_create_completion``."""
+    return stream_async(_wire(model, messages, kwargs))
+
+
+params = describe_params(__name__, _create_completion)

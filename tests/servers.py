@@ -1,0 +1,209 @@
+"""Real HTTP servers on 127.0.0.1 for the tests (uvicorn in a thread).
+
+``ScriptedServer`` speaks the Forefront free-chat protocol at ``/free-chat``
+and misbehaves on purpose at other paths, one fault per path. It records
+every request and exposes the number of open connections, so tests can
+assert on what went over the wire and on what was left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+
+
+def delta_event(text: str) -> bytes:
+    return b"data: " + json.dumps({"delta": text}).encode() + b"\n\n"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class ScriptedServer:
+    """The ASGI app; ``pieces`` is what ``/free-chat`` streams back."""
+
+    pieces: list[str] = field(default_factory=lambda: ["Hello", ", ", "world", "!"])
+    requests: list[Recorded] = field(default_factory=list)
+    events_sent_after_disconnect: int = 0
+    disconnects: int = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(Recorded(scope["method"], scope["path"], headers, body))
+        handler = getattr(self, "route_" + scope["path"].strip("/").replace("-", "_"), None)
+        if handler is None:
+            await self._respond(send, 404, b"no such path")
+            return
+        await handler(receive, send)
+
+    async def _respond(self, send: Send, status: int, body: bytes, headers: Any = ()) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _start_stream(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+
+    async def _chunk(self, send: Send, data: bytes) -> None:
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def _end(self, send: Send) -> None:
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _until_disconnect(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnects += 1
+
+    # -- well-behaved ---------------------------------------------------
+
+    async def route_free_chat(self, receive: Receive, send: Send) -> None:
+        await self._start_stream(send)
+        for piece in self.pieces:
+            await self._chunk(send, delta_event(piece))
+        await self._end(send)
+
+    async def route_endless(self, receive: Receive, send: Send) -> None:
+        """Streams one event every 10 ms until the client goes away."""
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            await self._until_disconnect(receive)
+            disconnected.set()
+
+        watcher = asyncio.ensure_future(watch())
+        await self._start_stream(send)
+        count = 0
+        while not disconnected.is_set() and count < 3000:
+            await self._chunk(send, delta_event(f"t{count} "))
+            count += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(disconnected.wait(), 0.01)
+        watcher.cancel()
+
+    # -- faults ---------------------------------------------------------
+
+    async def route_error_500(self, receive: Receive, send: Send) -> None:
+        await self._respond(send, 500, b'{"error": {"message": "the model fell over"}}')
+
+    async def route_rate_limited(self, receive: Receive, send: Send) -> None:
+        await self._respond(send, 429, b"slow down", [(b"retry-after", b"7")])
+
+    async def route_stall_headers(self, receive: Receive, send: Send) -> None:
+        """Never answers at all, until the client gives up."""
+        await self._until_disconnect(receive)
+
+    async def route_stall_body(self, receive: Receive, send: Send) -> None:
+        """Sends one event, then nothing, until the client gives up."""
+        await self._start_stream(send)
+        await self._chunk(send, delta_event("first words"))
+        await self._until_disconnect(receive)
+
+    async def route_drop(self, receive: Receive, send: Send) -> None:
+        """Sends two events, then drops the connection mid-stream."""
+        await self._start_stream(send)
+        await self._chunk(send, delta_event("partial "))
+        await self._chunk(send, delta_event("answer"))
+        await asyncio.sleep(0.05)
+        raise ConnectionAbortedError("dropped on purpose")
+
+    async def route_garbage(self, receive: Receive, send: Send) -> None:
+        await self._start_stream(send)
+        await self._chunk(send, delta_event("fine "))
+        await self._chunk(send, b"data: {this is not json\n\n")
+        await self._end(send)
+
+    async def route_trickle(self, receive: Receive, send: Send) -> None:
+        """One byte every 50 ms: bytes keep coming, lines never complete in time."""
+        await self._start_stream(send)
+        for byte in b'data: {"delta": "too slow"}\n\n' * 10:
+            await self._chunk(send, bytes([byte]))
+            await asyncio.sleep(0.05)
+        await self._end(send)
+
+
+class ThreadedServer:
+    """Runs an ASGI app on uvicorn, on 127.0.0.1 and a free port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._server.server_state.connections)
+
+    def wait_for_connections(self, count: int, within: float = 10.0) -> int:
+        """Wait until ``count`` connections are open (or give up); return the count."""
+        deadline = time.monotonic() + within
+        while self.open_connections != count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.open_connections
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/free-chat"
+
+
+@contextlib.contextmanager
+def running(app: Any) -> Iterator[ThreadedServer]:
+    with ThreadedServer(app) as server:
+        yield server

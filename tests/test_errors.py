@@ -1,0 +1,166 @@
+"""Every error of the tree, raised by a real server misbehaving on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import chatwire
+from chatwire import (
+    ChatwireError,
+    InvalidRequest,
+    ProtocolError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+    ProviderUnreachable,
+    StreamInterrupted,
+)
+from tests.servers import ScriptedServer, ThreadedServer, refused_url
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def collect_sync(url: str, **options: Any) -> list[str]:
+    pieces: list[str] = []
+    stream = chatwire.ChatCompletion.create(
+        messages=USER, provider="forefront", stream=True, base_url=url, **options
+    )
+    for piece in stream:
+        pieces.append(piece)
+    return pieces
+
+
+def collect_async(url: str, **options: Any) -> list[str]:
+    async def main() -> list[str]:
+        stream = await chatwire.ChatCompletion.acreate(
+            messages=USER, provider="forefront", stream=True, base_url=url, **options
+        )
+        return [piece async for piece in stream]
+
+    return asyncio.run(main())
+
+
+both_apis = pytest.mark.parametrize("collect", [collect_sync, collect_async], ids=["sync", "async"])
+Collect = Callable[..., list[str]]
+
+
+def test_the_tree() -> None:
+    for error in (ProviderUnreachable, ProviderTimeout, ProviderHTTPError, ProtocolError):
+        assert issubclass(error, ProviderError)
+    assert issubclass(StreamInterrupted, ProviderError)
+    assert issubclass(ProviderError, ChatwireError)
+    assert issubclass(InvalidRequest, ChatwireError)
+    assert issubclass(InvalidRequest, ValueError)
+
+
+@both_apis
+def test_refused_port_is_unreachable(collect: Collect) -> None:
+    url = refused_url()
+    with pytest.raises(ProviderUnreachable) as caught:
+        collect(url)
+    assert caught.value.provider == "forefront"
+    assert caught.value.url == url
+    assert url in str(caught.value)
+
+
+@both_apis
+def test_http_500_carries_status_and_body(collect: Collect, server: ThreadedServer) -> None:
+    with pytest.raises(ProviderHTTPError) as caught:
+        collect(server.url("/error-500"))
+    error = caught.value
+    assert error.status_code == 500
+    assert "the model fell over" in error.body
+    assert "HTTP 500: the model fell over" in str(error)
+    assert error.url == server.url("/error-500")
+
+
+def test_http_429_keeps_retry_after(server: ThreadedServer) -> None:
+    with pytest.raises(ProviderHTTPError) as caught:
+        collect_sync(server.url("/rate-limited"))
+    assert (caught.value.status_code, caught.value.retry_after) == (429, 7.0)
+
+
+@both_apis
+def test_server_that_never_answers_times_out(collect: Collect, server: ThreadedServer) -> None:
+    with pytest.raises(ProviderTimeout, match=r"read timeout of 0\.3s"):
+        collect(server.url("/stall-headers"), read_timeout=0.3)
+
+
+@both_apis
+def test_stall_after_some_text_keeps_the_text(collect: Collect, server: ThreadedServer) -> None:
+    with pytest.raises(StreamInterrupted) as caught:
+        collect(server.url("/stall-body"), read_timeout=0.3)
+    assert caught.value.partial == "first words"
+
+
+@both_apis
+def test_drop_mid_stream_keeps_the_text(collect: Collect, server: ThreadedServer) -> None:
+    with pytest.raises(StreamInterrupted) as caught:
+        collect(server.url("/drop"))
+    assert caught.value.partial == "partial answer"
+    assert caught.value.provider == "forefront"
+
+
+@both_apis
+def test_garbage_line_is_a_protocol_error(collect: Collect, server: ThreadedServer) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        collect(server.url("/garbage"))
+    assert "{this is not json" in caught.value.line
+    assert caught.value.partial == "fine "
+    assert caught.value.url == server.url("/garbage")
+
+
+@both_apis
+def test_trickling_bytes_cannot_hold_the_caller(collect: Collect, server: ThreadedServer) -> None:
+    # Bytes arrive every 50 ms, so the socket never goes quiet for 0.5 s, but
+    # no line completes within it: that is a timeout all the same.
+    with pytest.raises(ProviderTimeout, match="no complete line"):
+        collect(server.url("/trickle"), read_timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"messages": []}, "messages must not be empty"),
+        ({"messages": "hello"}, "messages must be a list"),
+        ({"messages": None}, "messages must be a list"),
+        ({"messages": [USER[0], "hi"]}, r"messages\[1\] must be a dict"),
+        ({"messages": [{"role": "bot", "content": "x"}]}, r"messages\[0\].role must be one of"),
+        ({"messages": [{"content": "x"}]}, r"messages\[0\].role .* got nothing"),
+        ({"messages": [USER[0], {"role": "user", "content": 5}]}, r"messages\[1\].content"),
+        ({"messages": USER, "provider": "nosuch"}, "unknown provider 'nosuch'"),
+        ({"messages": USER, "provider": 42}, "provider must be a provider module"),
+        ({"messages": USER, "model": "gpt-9"}, "does not offer model 'gpt-9'"),
+        ({"messages": USER, "max_tokens": 5}, "does not accept option 'max_tokens'"),
+        ({"messages": USER, "read_timeout": "soon"}, "read_timeout must be a number"),
+        ({"messages": USER, "read_timeout": -1}, "read_timeout must be at least"),
+        ({"messages": USER, "base_url": "ftp://x"}, "base_url must be an http"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_io(
+    server: ThreadedServer, server_app: ScriptedServer, kwargs: dict[str, Any], message: str
+) -> None:
+    server_app.requests.clear()
+    kwargs = {"provider": "forefront", "base_url": server.url("/free-chat"), **kwargs}
+    with pytest.raises(InvalidRequest, match=message):
+        chatwire.ChatCompletion.create(**kwargs)
+    with pytest.raises(InvalidRequest, match=message):
+        asyncio.run(chatwire.ChatCompletion.acreate(**kwargs))
+    if kwargs["provider"] == "forefront":
+        with pytest.raises(InvalidRequest, match=message):
+            chatwire.providers.forefront._create_completion(
+                kwargs.get("model", "gpt-3.5-turbo"), kwargs["messages"], True,
+                **{k: v for k, v in kwargs.items() if k not in ("provider", "model", "messages")},
+            )  # fmt: skip
+    assert server_app.requests == []
+
+
+def test_a_module_that_is_not_a_provider_is_rejected() -> None:
+    import json
+
+    with pytest.raises(InvalidRequest, match="not a chatwire provider"):
+        chatwire.ChatCompletion.create(messages=USER, provider=json)
