@@ -7,7 +7,7 @@ point group, each entry naming a module that follows the same contract.
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN", "DEFAULT", "forefront", "get", "names", "resolve"]
+__all__ = ["BUILTIN", "DEFAULT", "forefront", "get", "local", "names", "resolve"]
 
 import importlib
 from types import ModuleType
@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from .._errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from . import forefront
+    from . import forefront, local
 
-BUILTIN = ("forefront",)
-DEFAULT = "forefront"
+BUILTIN = ("local", "forefront")
+# The embedded model needs no network and no key, so it is the default.
+DEFAULT = "local"
 ENTRY_POINT_GROUP = "chatwire.providers"
 _REQUIRED = ("model", "supports_stream", "needs_auth", "_create_completion")
 

