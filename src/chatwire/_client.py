@@ -22,16 +22,19 @@ from .providers._base import prepare, short_name
 class Stream:
     """The text of an answer, piece by piece, as it arrives.
 
-    ``text`` holds every piece received so far.
+    ``text`` holds every piece received so far; ``meta`` what the provider
+    reported about the answer (``usage``, ``finish_reason``) once known.
     """
 
-    __slots__ = ("_iterator", "_pieces", "model", "provider")
+    __slots__ = ("_iterator", "_pieces", "meta", "model", "provider")
 
     def __init__(self, iterator: Iterator[str], provider: str, model: str) -> None:
         self._iterator = iterator
         self._pieces: list[str] = []
         self.provider = provider
         self.model = model
+        # Filled in by the provider as the answer arrives (usage, finish_reason).
+        self.meta: dict[str, Any] = getattr(iterator, "meta", {})
 
     @property
     def text(self) -> str:
@@ -66,13 +69,14 @@ class Stream:
 class AsyncStream:
     """The async twin of ``Stream``."""
 
-    __slots__ = ("_iterator", "_pieces", "model", "provider")
+    __slots__ = ("_iterator", "_pieces", "meta", "model", "provider")
 
     def __init__(self, iterator: AsyncIterator[str], provider: str, model: str) -> None:
         self._iterator = iterator
         self._pieces: list[str] = []
         self.provider = provider
         self.model = model
+        self.meta: dict[str, Any] = getattr(iterator, "meta", {})
 
     @property
     def text(self) -> str:

@@ -40,6 +40,7 @@ from .._errors import (
 )
 from .._sse import DEFAULT_MAX_EVENT_BYTES, ServerSentEvent, SSEDecoder
 from .._validate import Option
+from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
     import ssl
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 _ERROR_BODY_BYTES = 512
+_MAX_BODY_FACTOR = 16
 
 
 def _is_http_url(value: str) -> bool:
@@ -73,12 +75,18 @@ class EndOfStream(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WireRequest:
-    """Everything the drivers need to run one streaming exchange."""
+    """Everything the drivers need to run one exchange.
+
+    ``read_event`` turns one Server-Sent Event into text; when ``read_body``
+    is set instead, the answer is one JSON document read whole. Both may note
+    facts about the answer (``usage``, ``finish_reason``) in ``meta``.
+    """
 
     provider: str
     url: str
     body: bytes
-    read_event: Callable[[ServerSentEvent], str | None]
+    read_event: Callable[[ServerSentEvent, dict[str, Any]], str | None]
+    read_body: Callable[[bytes, dict[str, Any]], str] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
@@ -90,9 +98,10 @@ def json_request(
     url: str,
     payload: object,
     *,
-    read_event: Callable[[ServerSentEvent], str | None],
+    read_event: Callable[[ServerSentEvent, dict[str, Any]], str | None],
     options: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
+    read_body: Callable[[bytes, dict[str, Any]], str] | None = None,
 ) -> WireRequest:
     """A ``WireRequest`` POSTing ``payload`` as JSON, timeouts from ``options``."""
     timeout = options.get("timeout")
@@ -110,6 +119,7 @@ def json_request(
         url=url,
         body=body,
         read_event=read_event,
+        read_body=read_body,
         headers=all_headers,
         connect_timeout=connect,
         read_timeout=read,
@@ -120,10 +130,11 @@ def json_request(
 class Receiver:
     """The I/O-free half of a driver: decode, keep the text, name failures."""
 
-    __slots__ = ("_decoder", "_last_progress", "_lines", "done", "pieces", "request")
+    __slots__ = ("_decoder", "_last_progress", "_lines", "done", "meta", "pieces", "request")
 
-    def __init__(self, request: WireRequest) -> None:
+    def __init__(self, request: WireRequest, meta: dict[str, Any]) -> None:
         self.request = request
+        self.meta = meta
         self._decoder = SSEDecoder(request.max_event_bytes)
         self.pieces: list[str] = []
         self.done = False
@@ -137,9 +148,10 @@ class Receiver:
     def feed(self, chunk: bytes) -> list[str]:
         texts: list[str] = []
         read_event = self.request.read_event
+        meta = self.meta
         for event in self._decoder.feed(chunk):
             try:
-                text = read_event(event)
+                text = read_event(event, meta)
             except EndOfStream:
                 self.done = True
                 break
@@ -148,6 +160,21 @@ class Receiver:
         self.pieces.extend(texts)
         self._check_progress()
         return texts
+
+    def whole_body(self, body: bytes) -> list[str]:
+        """The answer of a non-streaming exchange, read in one piece."""
+        assert self.request.read_body is not None
+        self.done = True
+        text = self.request.read_body(body, self.meta)
+        if text:
+            self.pieces.append(text)
+        return self.pieces[:]
+
+    def check_body_size(self, size: int) -> None:
+        if size > _MAX_BODY_FACTOR * self.request.max_event_bytes:
+            raise ProtocolError(
+                f"response body larger than {_MAX_BODY_FACTOR * self.request.max_event_bytes} bytes"
+            )
 
     def _check_progress(self) -> None:
         # httpx's read timeout restarts on every byte; a server trickling bytes
@@ -263,11 +290,21 @@ def _timeout(request: WireRequest) -> httpx.Timeout:
     )
 
 
-def stream_sync(request: WireRequest) -> Iterator[str]:
-    """POST the request and yield text as events arrive; always closes."""
+def stream_sync(request: WireRequest) -> Reply:
+    """POST the request; its ``Reply`` yields text as it arrives and always closes."""
+    meta: dict[str, Any] = {}
+    return Reply(_exchange_sync(request, Receiver(request, meta)), meta)
+
+
+def stream_async(request: WireRequest) -> AsyncReply:
+    """The async twin of ``stream_sync``."""
+    meta: dict[str, Any] = {}
+    return AsyncReply(_exchange_async(request, Receiver(request, meta)), meta)
+
+
+def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
     import httpx
 
-    receiver = Receiver(request)
     try:
         with (
             httpx.Client(timeout=_timeout(request), verify=_ssl_context()) as client,
@@ -282,21 +319,26 @@ def stream_sync(request: WireRequest) -> Iterator[str]:
                     if len(head) >= _ERROR_BODY_BYTES:
                         break
                 raise receiver.http_error(response.status_code, head, response.headers)
+            if request.read_body is not None:
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    receiver.check_body_size(len(body))
+                yield from receiver.whole_body(body)
+                return
             for chunk in response.iter_bytes():
                 yield from receiver.feed(chunk)
                 if receiver.done:
                     return
     except httpx.HTTPError as exc:
         raise receiver.failure(exc) from exc
-    except ProtocolError as exc:
-        raise receiver.annotate(exc) from None
+    except ProviderError as exc:
+        raise receiver.annotate(exc) from exc.__cause__
 
 
-async def stream_async(request: WireRequest) -> AsyncIterator[str]:
-    """The async twin of ``stream_sync``."""
+async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
     import httpx
 
-    receiver = Receiver(request)
     try:
         async with (
             httpx.AsyncClient(timeout=_timeout(request), verify=_ssl_context()) as client,
@@ -311,6 +353,14 @@ async def stream_async(request: WireRequest) -> AsyncIterator[str]:
                     if len(head) >= _ERROR_BODY_BYTES:
                         break
                 raise receiver.http_error(response.status_code, head, response.headers)
+            if request.read_body is not None:
+                body = b""
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    receiver.check_body_size(len(body))
+                for text in receiver.whole_body(body):
+                    yield text
+                return
             async for chunk in response.aiter_bytes():
                 for text in receiver.feed(chunk):
                     yield text
@@ -318,5 +368,5 @@ async def stream_async(request: WireRequest) -> AsyncIterator[str]:
                     return
     except httpx.HTTPError as exc:
         raise receiver.failure(exc) from exc
-    except ProtocolError as exc:
-        raise receiver.annotate(exc) from None
+    except ProviderError as exc:
+        raise receiver.annotate(exc) from exc.__cause__

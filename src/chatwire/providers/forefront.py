@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .._errors import ProtocolError
 from .._sse import ServerSentEvent, shown
 from ._base import describe_params, prepare
 from ._http import HTTP_OPTIONS, EndOfStream, WireRequest, json_request, stream_async, stream_sync
+from ._reply import AsyncReply, Reply
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -68,7 +68,7 @@ def request_body(messages: list[Any]) -> dict[str, Any]:
     }
 
 
-def read_event(event: ServerSentEvent) -> str | None:
+def read_event(event: ServerSentEvent, meta: dict[str, Any] | None = None) -> str | None:
     """The text of one event: its ``delta``, or ``None`` for other events."""
     data = event.data
     if data == "[DONE]":
@@ -80,7 +80,7 @@ def read_event(event: ServerSentEvent) -> str | None:
             # Servers written for the seed's line parser may send one JSON
             # object per ``data:`` line with no blank line between them.
             return "".join(
-                filter(None, (read_event(ServerSentEvent(line)) for line in data.split("\n")))
+                filter(None, (read_event(ServerSentEvent(line), meta) for line in data.split("\n")))
             )
         raise ProtocolError("event data is not JSON", line=shown(data.encode())) from None
     if not isinstance(parsed, dict):
@@ -105,7 +105,7 @@ def _wire(model: object, messages: object, kwargs: dict[str, Any]) -> WireReques
     )
 
 
-def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Iterator[str]:  # type: ignore[type-arg]
+def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
     """Yield the answer's text as it arrives (the whole text, in order)."""
     return stream_sync(_wire(model, messages, kwargs))
 
@@ -115,7 +115,7 @@ def _create_async_completion(
     messages: list,  # type: ignore[type-arg]
     stream: bool,
     **kwargs: Any,
-) -> AsyncIterator[str]:
+) -> AsyncReply:
     """The async twin of ``_create_completion``."""
     return stream_async(_wire(model, messages, kwargs))
 

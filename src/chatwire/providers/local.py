@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import InvalidRequest
 from .._validate import Option
 from ._base import describe_params, prepare
+from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -177,18 +178,34 @@ def _settings(checked: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _pieces(loaded: _Model, messages: list[Any], settings: dict[str, Any]) -> Iterator[str]:
+def _pieces(
+    loaded: _Model, messages: list[Any], settings: dict[str, Any], meta: dict[str, Any]
+) -> Iterator[str]:
     """Generate with the model's own chat template; yield text as it comes."""
     chunks = loaded.llama.create_chat_completion(messages=messages, stream=True, **settings)
+    produced = 0
     try:
         chunk: Any
         for chunk in chunks:
-            _count_token()
-            text = chunk["choices"][0]["delta"].get("content")
+            choice = chunk["choices"][0]
+            text = choice["delta"].get("content")
             if text:
+                _count_token()
+                produced += 1
                 yield str(text)
+            if choice.get("finish_reason"):
+                meta["finish_reason"] = choice["finish_reason"]
     finally:
         chunks.close()  # type: ignore[union-attr]
+        # The context holds the prompt and every token evaluated; the last
+        # token sampled is evaluated only if generation went on after it.
+        unevaluated = 1 if meta.get("finish_reason") == "length" else 0
+        prompt = max(0, loaded.llama.n_tokens - produced + unevaluated)
+        meta["usage"] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": produced,
+            "total_tokens": prompt + produced,
+        }
 
 
 def _prepared(
@@ -200,20 +217,29 @@ def _prepared(
 
 
 def _generate(
-    path: Path, messages: list[Any], checked: dict[str, Any], settings: dict[str, Any]
+    path: Path,
+    messages: list[Any],
+    checked: dict[str, Any],
+    settings: dict[str, Any],
+    meta: dict[str, Any],
 ) -> Iterator[str]:
     loaded = _load(path, checked.get("n_ctx") or DEFAULT_CONTEXT, _threads(checked))
     with loaded.lock:
-        yield from _pieces(loaded, messages, settings)
+        yield from _pieces(loaded, messages, settings, meta)
 
 
-def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Iterator[str]:  # type: ignore[type-arg]
+def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
     """Yield the embedded model's answer as it is generated."""
-    return _generate(*_prepared(model, messages, kwargs))
+    meta: dict[str, Any] = {}
+    return Reply(_generate(*_prepared(model, messages, kwargs), meta), meta)
 
 
 async def _generate_async(
-    path: Path, messages: list[Any], checked: dict[str, Any], settings: dict[str, Any]
+    path: Path,
+    messages: list[Any],
+    checked: dict[str, Any],
+    settings: dict[str, Any],
+    meta: dict[str, Any],
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
@@ -226,7 +252,7 @@ async def _generate_async(
 
     def produce() -> None:
         try:
-            for text in _generate(path, messages, checked, settings):
+            for text in _generate(path, messages, checked, settings, meta):
                 if stop.is_set():
                     break
                 put("text", text)
@@ -258,9 +284,10 @@ def _create_async_completion(
     messages: list,  # type: ignore[type-arg]
     stream: bool,
     **kwargs: Any,
-) -> AsyncIterator[str]:
+) -> AsyncReply:
     """The async twin of ``_create_completion``; generation runs off the event loop."""
-    return _generate_async(*_prepared(model, messages, kwargs))
+    meta: dict[str, Any] = {}
+    return AsyncReply(_generate_async(*_prepared(model, messages, kwargs), meta), meta)
 
 
 params = describe_params(__name__, _create_completion)
