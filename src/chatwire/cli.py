@@ -116,6 +116,24 @@ def _ask(
         raise SystemExit(EXIT_ERROR) from None
 
 
+def _serve(
+    host: str, port: int, provider: str, api_key: str | None, options: dict[str, Any], max_body: int
+) -> None:
+    import click
+    import uvicorn
+
+    from ._errors import ChatwireError
+    from .server import create_app
+
+    try:
+        app = create_app(provider, api_key=api_key, options=options, max_body=max_body)
+    except ChatwireError as exc:
+        _fail(str(exc))
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"chatwire gateway on http://{shown_host}:{port} (providers: {provider})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
 def _providers_table() -> None:
     from . import providers
     from ._errors import ChatwireError
@@ -197,6 +215,37 @@ def _build() -> click.Group:
     def ask(**kwargs: Any) -> None:
         """Ask one question (the default command); PROMPT '-' reads standard input."""
         _ask(**kwargs)
+
+    @cli.command()
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+    @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+    @click.option(
+        "-p",
+        "--provider",
+        default="local",
+        show_default=True,
+        help="Provider(s) to serve, comma-separated; the first is the default.",
+    )
+    @click.option(
+        "--api-key",
+        envvar="CHATWIRE_API_KEY",
+        help="Require 'Authorization: Bearer KEY' (or set CHATWIRE_API_KEY).",
+    )
+    @click.option(
+        "-o",
+        "--option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Provider option for every request, e.g. -o base_url=http://...",
+    )
+    @click.option("--max-body", default=1 << 20, show_default=True, type=int,
+                  help="Largest request body accepted, in bytes.")  # fmt: skip
+    def serve(
+        host: str, port: int, provider: str, api_key: str | None, option: tuple[str, ...],
+        max_body: int,
+    ) -> None:  # fmt: skip
+        """Serve providers over the OpenAI API and the Forefront free-chat protocol."""
+        _serve(host, port, provider, api_key, parse_options(option), max_body)
 
     @cli.command(name="providers")
     def providers_command() -> None:

@@ -7,7 +7,7 @@ point group, each entry naming a module that follows the same contract.
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN", "DEFAULT", "forefront", "get", "local", "names", "resolve"]
+__all__ = ["BUILTIN", "DEFAULT", "forefront", "get", "local", "names", "openai", "resolve"]
 
 import importlib
 from types import ModuleType
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from .._errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from . import forefront, local
+    from . import forefront, local, openai
 
-BUILTIN = ("local", "forefront")
+BUILTIN = ("local", "forefront", "openai")
 # The embedded model needs no network and no key, so it is the default.
 DEFAULT = "local"
 ENTRY_POINT_GROUP = "chatwire.providers"

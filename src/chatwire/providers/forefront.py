@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from .._errors import ProtocolError
+from .._errors import ProtocolError, StreamInterrupted
 from .._sse import ServerSentEvent, shown
 from ._base import describe_params, prepare
 from ._http import HTTP_OPTIONS, EndOfStream, WireRequest, json_request, stream_async, stream_sync
@@ -85,6 +85,10 @@ def read_event(event: ServerSentEvent, meta: dict[str, Any] | None = None) -> st
         raise ProtocolError("event data is not JSON", line=shown(data.encode())) from None
     if not isinstance(parsed, dict):
         return None
+    if "error" in parsed:
+        error = parsed["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise StreamInterrupted(f"upstream error: {message}")
     delta = parsed.get("delta")
     if delta is None:
         return None

@@ -49,8 +49,7 @@ model = ["smollm2-135m-instruct"]
 supports_stream = True
 needs_auth = False
 working = True
-# Besides its own name, the model may be given as a path to a .gguf file.
-accepts_any_model = True
+accepts_any_model = False
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PATH_ENV = "CHATWIRE_MODEL_PATH"
@@ -101,15 +100,8 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
 
 
-def _model_file(name: str, checked: Mapping[str, Any]) -> Path:
-    if name.endswith(".gguf"):
-        path = Path(name)
-    elif name not in model:
-        raise InvalidRequest(
-            f"provider 'local' does not offer model {name!r}; give {model[0]!r} "
-            "or a path to a .gguf file"
-        )
-    elif checked.get("model_path"):
+def _model_file(checked: Mapping[str, Any]) -> Path:
+    if checked.get("model_path"):
         path = Path(checked["model_path"])
     elif os.environ.get(MODEL_PATH_ENV):
         path = Path(os.environ[MODEL_PATH_ENV])
@@ -211,8 +203,8 @@ def _pieces(
 def _prepared(
     model: object, messages: object, kwargs: dict[str, Any]
 ) -> tuple[Path, list[Any], dict[str, Any], dict[str, Any]]:
-    name, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
-    path = _model_file(name, checked)
+    _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
+    path = _model_file(checked)
     return path, list(checked_messages), checked, _settings(checked)
 
 

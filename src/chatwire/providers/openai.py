@@ -1,0 +1,175 @@
+"""Any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+OpenAI itself, Ollama, vLLM, llama.cpp's server, chatwire's own gateway:
+``base_url=`` or ``OPENAI_BASE_URL`` picks the server (default
+``https://api.openai.com/v1``), ``api_key=`` or ``OPENAI_API_KEY`` the key.
+A key is required against OpenAI's own URL and checked before any I/O.
+Streaming asks the server for usage (``stream_options.include_usage``) and
+records it in the reply's ``meta`` when the server sends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import InvalidRequest, ProtocolError, ProviderError, StreamInterrupted
+from .._sse import ServerSentEvent, shown
+from .._validate import Option
+from ._base import describe_params, prepare
+from ._http import HTTP_OPTIONS, EndOfStream, WireRequest, json_request, stream_async, stream_sync
+from ._reply import AsyncReply, Reply
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "accepts_any_model",
+    "model",
+    "needs_auth",
+    "options",
+    "params",
+    "supports_stream",
+    "url",
+    "working",
+]
+
+url = "https://platform.openai.com"
+model = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "o4-mini"]
+supports_stream = True
+needs_auth = True
+working = True
+# Compatible servers name their models freely (llama3, qwen2.5:7b, ...).
+accepts_any_model = True
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+API_KEY_ENV = "OPENAI_API_KEY"
+
+# Sampling keywords passed through to the request body as they are.
+_PASSED_THROUGH = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed")
+
+options: Mapping[str, Option] = {
+    **HTTP_OPTIONS,
+    **{
+        option.name: option
+        for option in (
+            Option("api_key", str, "an API key"),
+            Option("max_tokens", int, "tokens", minimum=1),
+            Option("max_completion_tokens", int, "tokens", minimum=1),
+            Option("temperature", float, "a number from 0 to 2", minimum=0.0, maximum=2.0),
+            Option("top_p", float, "a number from 0 to 1", minimum=0.0, maximum=1.0),
+            Option("stop", list, "a string or a list of strings"),
+            Option("seed", int, "a whole number"),
+        )
+    },
+}
+
+
+def _upstream_error(parsed: dict[str, Any], data: str) -> ProviderError:
+    # An error object in place of the answer: the stream broke at the source.
+    error = parsed["error"]
+    message = error.get("message") if isinstance(error, dict) else error
+    return StreamInterrupted(f"upstream error: {message or shown(data.encode())}")
+
+
+def read_event(event: ServerSentEvent, meta: dict[str, Any]) -> str | None:
+    """The content delta of one ``chat.completion.chunk`` event."""
+    data = event.data
+    if data == "[DONE]":
+        raise EndOfStream
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        raise ProtocolError("event data is not JSON", line=shown(data.encode())) from None
+    if not isinstance(parsed, dict):
+        raise ProtocolError("event data is not a JSON object", line=shown(data.encode()))
+    if "error" in parsed:
+        raise _upstream_error(parsed, data)
+    if parsed.get("usage"):
+        meta["usage"] = parsed["usage"]
+    choices = parsed.get("choices")
+    if not choices:
+        if "choices" not in parsed and "usage" not in parsed:
+            raise ProtocolError("event has neither choices nor usage", line=shown(data.encode()))
+        return None
+    try:
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            meta["finish_reason"] = choice["finish_reason"]
+        content = (choice.get("delta") or {}).get("content")
+    except (AttributeError, IndexError, KeyError, TypeError):
+        raise ProtocolError("malformed choices in event", line=shown(data.encode())) from None
+    if content is not None and not isinstance(content, str):
+        raise ProtocolError("delta content is not a string", line=shown(data.encode()))
+    return content
+
+
+def read_body(body: bytes, meta: dict[str, Any]) -> str:
+    """The message content of a whole ``chat.completion`` object."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise ProtocolError("response is not JSON", line=shown(body)) from None
+    if isinstance(parsed, dict) and "error" in parsed:
+        raise _upstream_error(parsed, body.decode("utf-8", "replace"))
+    try:
+        choice = parsed["choices"][0]
+        content = choice["message"].get("content") or ""
+    except (AttributeError, IndexError, KeyError, TypeError):
+        raise ProtocolError("response has no choices[0].message", line=shown(body)) from None
+    if not isinstance(content, str):
+        raise ProtocolError("message content is not a string", line=shown(body))
+    if parsed.get("usage"):
+        meta["usage"] = parsed["usage"]
+    if choice.get("finish_reason"):
+        meta["finish_reason"] = choice["finish_reason"]
+    return content
+
+
+def _wire(model: object, messages: object, stream: bool, kwargs: dict[str, Any]) -> WireRequest:
+    name, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
+    base = (checked.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+    key = checked.get("api_key") or os.environ.get(API_KEY_ENV)
+    if not key and base == DEFAULT_BASE_URL:
+        raise InvalidRequest(
+            f"provider 'openai' needs an API key for {DEFAULT_BASE_URL}: "
+            f"pass api_key= or set {API_KEY_ENV}"
+        )
+    payload: dict[str, Any] = {"model": name, "messages": checked_messages, "stream": stream}
+    if stream:
+        payload["stream_options"] = {"include_usage": True}
+    for option in _PASSED_THROUGH:
+        if checked.get(option) is not None:
+            payload[option] = checked[option]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if not stream:
+        headers["Accept"] = "application/json"
+    return json_request(
+        "openai",
+        base + "/chat/completions",
+        payload,
+        read_event=read_event,
+        read_body=None if stream else read_body,
+        options=checked,
+        headers=headers,
+    )
+
+
+def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
+    """Yield the endpoint's answer as it arrives (or whole, with ``stream=False``)."""
+    return stream_sync(_wire(model, messages, stream, kwargs))
+
+
+def _create_async_completion(
+    model: str,
+    messages: list,  # type: ignore[type-arg]
+    stream: bool,
+    **kwargs: Any,
+) -> AsyncReply:
+    """The async twin of ``_create_completion``."""
+    return stream_async(_wire(model, messages, stream, kwargs))
+
+
+params = describe_params(__name__, _create_completion)

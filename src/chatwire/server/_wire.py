@@ -1,0 +1,212 @@
+"""The gateway's wire formats, pure: request checks and response encoders.
+
+Requests are checked by hand rather than by a schema library, so every error
+names its field the way an OpenAI client would (``messages[2].role``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "ChatRequest",
+    "ChunkEncoder",
+    "completion_object",
+    "error_body",
+    "parse_chat_request",
+    "parse_free_chat_request",
+]
+
+import json
+import time
+import uuid
+from typing import Any
+
+from .._errors import InvalidRequest
+from .._validate import check_messages
+
+
+class ApiError(Exception):
+    """An error the gateway answers with OpenAI's error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(
+    message: str, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class ChatRequest:
+    """A checked chat request: who should answer, and with what."""
+
+    __slots__ = ("include_usage", "messages", "model", "options", "stream")
+
+    def __init__(
+        self,
+        model: str | None,
+        messages: list[Any],
+        stream: bool,
+        include_usage: bool,
+        options: dict[str, Any],
+    ) -> None:
+        self.model = model
+        self.messages = messages
+        self.stream = stream
+        self.include_usage = include_usage
+        self.options = options
+
+
+def _loads(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return parsed
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    numeric = kind in (int, float, (int, float))
+    if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
+        raise ApiError(400, f"'{name}' must be {what}, got {json.dumps(value)[:80]}", param=name)
+    return value
+
+
+# OpenAI request fields the gateway forwards, with their JSON types.
+_SAMPLING: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "max_tokens": (int, "an integer"),
+    "max_completion_tokens": (int, "an integer"),
+    "temperature": ((int, float), "a number"),
+    "top_p": ((int, float), "a number"),
+    "seed": (int, "an integer"),
+    "stop": ((str, list), "a string or a list of strings"),
+}
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """Check an OpenAI ``/v1/chat/completions`` body."""
+    parsed = _loads(body)
+    if "messages" not in parsed:
+        raise ApiError(400, "'messages' is required", param="messages")
+    try:
+        messages = check_messages(parsed["messages"])
+    except InvalidRequest as exc:
+        raise ApiError(400, str(exc), param="messages") from None
+    model = _field(parsed, "model", str, "a string")
+    stream = bool(_field(parsed, "stream", bool, "true or false"))
+    stream_options = _field(parsed, "stream_options", dict, "an object") or {}
+    include_usage = bool(stream_options.get("include_usage"))
+    options: dict[str, Any] = {}
+    for name, (kind, what) in _SAMPLING.items():
+        value = _field(parsed, name, kind, what)
+        if value is not None:
+            options[name] = value
+    if isinstance(options.get("stop"), list) and not all(
+        isinstance(item, str) for item in options["stop"]
+    ):
+        raise ApiError(400, "'stop' must be a string or a list of strings", param="stop")
+    if "max_completion_tokens" in options:
+        options["max_tokens"] = options.pop("max_completion_tokens")
+    return ChatRequest(model, messages, stream, include_usage, options)
+
+
+def parse_free_chat_request(body: bytes) -> list[Any]:
+    """The conversation in a Forefront free-chat body: ``messages`` then ``text``."""
+    parsed = _loads(body)
+    text = parsed.get("text")
+    if not isinstance(text, str):
+        raise ApiError(400, "'text' must be a string", param="text")
+    history = parsed.get("messages") or []
+    try:
+        return check_messages([*history, {"role": "user", "content": text}])
+    except InvalidRequest as exc:
+        raise ApiError(400, str(exc), param="messages") from None
+
+
+class ChunkEncoder:
+    """Encodes one answer as ``chat.completion.chunk`` SSE events."""
+
+    def __init__(self, model: str) -> None:
+        self.id = "chatcmpl-" + uuid.uuid4().hex
+        self.created = int(time.time())
+        self.model = model
+        head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created}
+        head_json = json.dumps({**head, "model": model})[:-1]
+        # Every content event differs only in its text: build the rest once.
+        self._prefix = (
+            "data: " + head_json + ', "choices": [{"index": 0, "delta": {"content": '
+        ).encode()
+        self._suffix = b'}, "logprobs": null, "finish_reason": null}]}\n\n'
+
+    def _event(self, payload: dict[str, Any]) -> bytes:
+        base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created}
+        return b"data: " + json.dumps({**base, "model": self.model, **payload}).encode() + b"\n\n"
+
+    def role(self) -> bytes:
+        choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                  "finish_reason": None}  # fmt: skip
+        return self._event({"choices": [choice]})
+
+    def content(self, text: str) -> bytes:
+        return self._prefix + json.dumps(text).encode() + self._suffix
+
+    def finish(self, reason: str) -> bytes:
+        choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}
+        return self._event({"choices": [choice]})
+
+    def usage(self, usage: dict[str, Any]) -> bytes:
+        return self._event({"choices": [], "usage": usage})
+
+    @staticmethod
+    def error(message: str, type: str = "upstream_error") -> bytes:
+        return b"data: " + json.dumps(error_body(message, type)).encode() + b"\n\n"
+
+    DONE = b"data: [DONE]\n\n"
+
+
+def completion_object(
+    model: str, text: str, finish_reason: str, usage: dict[str, Any]
+) -> dict[str, Any]:
+    """A whole ``chat.completion`` object."""
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def free_chat_event(text: str) -> bytes:
+    """One event of the Forefront free-chat stream."""
+    return b"data: " + json.dumps({"delta": text}).encode() + b"\n\n"
