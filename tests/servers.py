@@ -27,8 +27,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
+def sse(payload: object) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
 def delta_event(text: str) -> bytes:
-    return b"data: " + json.dumps({"delta": text}).encode() + b"\n\n"
+    return sse({"delta": text})
 
 
 @dataclass
@@ -63,7 +67,10 @@ class ScriptedServer:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.requests.append(Recorded(scope["method"], scope["path"], headers, body))
-        handler = getattr(self, "route_" + scope["path"].strip("/").replace("-", "_"), None)
+        # The first path segment picks the behaviour, so an OpenAI-style client
+        # posting to BASE/chat/completions reaches the same faults.
+        route = scope["path"].strip("/").split("/")[0].replace("-", "_")
+        handler = getattr(self, "route_" + route, None)
         if handler is None:
             await self._respond(send, 404, b"no such path")
             return
@@ -93,6 +100,21 @@ class ScriptedServer:
         await self._start_stream(send)
         for piece in self.pieces:
             await self._chunk(send, delta_event(piece))
+        await self._end(send)
+
+    async def route_openai(self, receive: Receive, send: Send) -> None:
+        """An OpenAI-style stream: role, content deltas, finish, usage, [DONE]."""
+        await self._start_stream(send)
+        head = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in self.pieces]
+        for delta in deltas:
+            choice = {"index": 0, "delta": delta, "finish_reason": None}
+            await self._chunk(send, sse({**head, "choices": [choice]}))
+        await self._chunk(send, sse({**head, "choices": [{"index": 0, "delta": {},
+                                                          "finish_reason": "stop"}]}))  # fmt: skip
+        usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+        await self._chunk(send, sse({**head, "choices": [], "usage": usage}))
+        await self._chunk(send, b"data: [DONE]\n\n")
         await self._end(send)
 
     async def route_endless(self, receive: Receive, send: Send) -> None:

@@ -163,7 +163,7 @@ def test_a_file_that_is_not_gguf_is_named(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"not a model at all")
     with pytest.raises(InvalidRequest, match=r"bogus\.gguf' is not a GGUF file"):
-        chatwire.ChatCompletion.create(messages=QUESTION, model=str(bogus))
+        chatwire.ChatCompletion.create(messages=QUESTION, model_path=str(bogus))
 
 
 def test_model_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

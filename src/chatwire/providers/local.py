@@ -174,6 +174,10 @@ def _pieces(
     loaded: _Model, messages: list[Any], settings: dict[str, Any], meta: dict[str, Any]
 ) -> Iterator[str]:
     """Generate with the model's own chat template; yield text as it comes."""
+    # llama-cpp-python reuses the evaluated prefix of the previous prompt; the
+    # shorter batch gives slightly different logits, so greedy answers would
+    # depend on what ran before. Start clean: the same request, the same text.
+    loaded.llama.reset()
     chunks = loaded.llama.create_chat_completion(messages=messages, stream=True, **settings)
     produced = 0
     try:

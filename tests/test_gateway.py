@@ -1,0 +1,278 @@
+"""The gateway, driven by real clients: the official openai SDK, chatwire's own
+providers, and raw HTTP for the error cases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+import chatwire
+from chatwire.providers import local
+from chatwire.server import create_app
+from tests.servers import ScriptedServer, ThreadedServer, running
+
+QUESTION = [{"role": "user", "content": "Why is the sky blue?"}]
+GREEDY = {"temperature": 0, "seed": 7, "max_tokens": 24}
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[ThreadedServer]:
+    with running(create_app("local")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway() -> Iterator[ThreadedServer]:
+    with running(create_app("local", api_key="sekrit", max_body=4096)) as server:
+        yield server
+
+
+def sdk(server: ThreadedServer, key: str = "unused") -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url("/v1"), api_key=key, max_retries=0)
+
+
+# -- the openai SDK as a client ------------------------------------------------
+
+
+def test_openai_sdk_whole_answer(gateway: ThreadedServer) -> None:
+    reply = sdk(gateway).chat.completions.create(
+        model="local/smollm2-135m-instruct",
+        messages=QUESTION,
+        **GREEDY,  # type: ignore[arg-type]
+    )
+    expected = chatwire.ChatCompletion.create(messages=QUESTION, **GREEDY)
+    assert reply.object == "chat.completion"
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content == expected
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens > 0
+    assert reply.usage.prompt_tokens > 0
+
+
+def test_openai_sdk_streams(gateway: ThreadedServer) -> None:
+    chunks = list(
+        sdk(gateway).chat.completions.create(
+            model="smollm2-135m-instruct", messages=QUESTION, stream=True,  # type: ignore[arg-type]
+            stream_options={"include_usage": True}, **GREEDY,
+        )
+    )  # fmt: skip
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == chatwire.ChatCompletion.create(messages=QUESTION, **GREEDY)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] in ("stop", "length")
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == len([f for f in finishes if f is None]) - 1
+
+
+def test_openai_sdk_async(gateway: ThreadedServer) -> None:
+    async def main() -> tuple[str, str]:
+        client = openai.AsyncOpenAI(base_url=gateway.url("/v1"), api_key="x", max_retries=0)
+        whole = await client.chat.completions.create(
+            model="local",
+            messages=QUESTION,
+            **GREEDY,  # type: ignore[arg-type]
+        )
+        stream = await client.chat.completions.create(
+            model="local",
+            messages=QUESTION,
+            stream=True,
+            **GREEDY,  # type: ignore[arg-type]
+        )
+        pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        await client.close()
+        return whole.choices[0].message.content or "", "".join(pieces)
+
+    whole, streamed = asyncio.run(main())
+    assert whole == streamed == chatwire.ChatCompletion.create(messages=QUESTION, **GREEDY)
+
+
+def test_models_and_health(gateway: ThreadedServer) -> None:
+    models = sdk(gateway).models.list()
+    assert [m.id for m in models.data] == ["local/smollm2-135m-instruct"]
+    assert httpx.get(gateway.url("/healthz")).json() == {"status": "ok"}
+
+
+# -- the Forefront protocol, round trip through a real model -----------------------
+
+
+def test_forefront_provider_through_free_chat(gateway: ThreadedServer) -> None:
+    # /free-chat answers with the server's default sampling; compare against the same.
+    pieces = list(
+        chatwire.ChatCompletion.create(
+            messages=QUESTION, provider="forefront", stream=True, base_url=gateway.url("/free-chat")
+        )
+    )
+    assert len(pieces) > 3
+    assert "".join(pieces).strip()
+
+
+def test_openai_provider_against_the_gateway(gateway: ThreadedServer) -> None:
+    options = {"base_url": gateway.url("/v1"), **GREEDY}
+    with chatwire.ChatCompletion.create(
+        messages=QUESTION, provider="openai", model="local", stream=True, **options
+    ) as stream:
+        text = "".join(stream)
+    assert text == chatwire.ChatCompletion.create(messages=QUESTION, **GREEDY)
+    assert stream.meta["usage"]["completion_tokens"] > 0
+    assert (
+        chatwire.ChatCompletion.create(
+            messages=QUESTION, provider="openai", model="local", **options
+        )
+        == text
+    )
+
+
+# -- security and bad input ------------------------------------------------------------
+
+
+def test_api_key_is_required_everywhere_but_healthz(keyed_gateway: ThreadedServer) -> None:
+    body = {"messages": QUESTION, "max_tokens": 2}
+    for method, path in [("POST", "/v1/chat/completions"), ("GET", "/v1/models"),
+                         ("POST", "/free-chat")]:  # fmt: skip
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "sekrit"}):
+            reply = httpx.request(method, keyed_gateway.url(path), json=body, headers=headers)
+            assert reply.status_code == 401, (path, headers)
+            assert reply.json()["error"]["type"] == "authentication_error"
+    assert httpx.get(keyed_gateway.url("/healthz")).status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        sdk(keyed_gateway, key="wrong").models.list()
+    assert sdk(keyed_gateway, key="sekrit").models.list().data
+
+
+def post(server: ThreadedServer, content: bytes | str, key: str = "sekrit") -> httpx.Response:
+    return httpx.post(
+        server.url("/v1/chat/completions"),
+        content=content,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param", "message"),
+    [
+        ("{not json", 400, None, "not valid JSON"),
+        ("[1, 2]", 400, None, "must be a JSON object"),
+        ("{}", 400, "messages", "'messages' is required"),
+        ('{"messages": []}', 400, "messages", "must not be empty"),
+        ('{"messages": [{"role": "bot", "content": "x"}]}', 400, "messages", r"messages[0].role"),
+        ('{"messages": [{"role": "user", "content": 1}]}', 400, "messages", "messages[0].content"),
+        ('{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', 400,
+         "temperature", "'temperature' must be a number"),
+        ('{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400, "stream",
+         "'stream' must be true or false"),
+        ('{"messages": [{"role": "user", "content": "x"}], "temperature": 9}', 400, None,
+         "temperature must be at most 5"),
+        ('{"messages": [{"role": "user", "content": "x"}], "model": "gpt-9"}', 404, "model",
+         "model 'gpt-9' does not exist"),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_openai_error_bodies(
+    keyed_gateway: ThreadedServer, body: str, status: int, param: str | None, message: str
+) -> None:
+    reply = post(keyed_gateway, body)
+    assert reply.status_code == status
+    error = reply.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert message in error["message"]
+    assert error["param"] == param
+    assert "Traceback" not in reply.text
+
+
+def test_body_over_the_limit_is_413(keyed_gateway: ThreadedServer) -> None:
+    big = json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]})
+    reply = post(keyed_gateway, big)
+    assert reply.status_code == 413
+    assert "larger than 4096 bytes" in reply.json()["error"]["message"]
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield big.encode()
+
+    reply = httpx.post(
+        keyed_gateway.url("/v1/chat/completions"),
+        content=chunked(),
+        headers={"Authorization": "Bearer sekrit"},
+    )
+    assert reply.status_code == 413
+
+
+def test_upstream_failure_before_the_first_token_is_502(server: ThreadedServer) -> None:
+    app = create_app("forefront", options={"base_url": server.url("/error-500")})
+    with running(app) as gateway:
+        reply = httpx.post(gateway.url("/v1/chat/completions"), json={"messages": QUESTION})
+    assert reply.status_code == 502
+    error = reply.json()["error"]
+    assert error["type"] == "upstream_error"
+    assert "the model fell over" in error["message"]
+
+
+def test_failure_mid_stream_is_an_error_event(server: ThreadedServer) -> None:
+    app = create_app("forefront", options={"base_url": server.url("/drop")})
+    with running(app) as gateway:
+        reply = httpx.post(
+            gateway.url("/v1/chat/completions"), json={"messages": QUESTION, "stream": True}
+        )
+        assert reply.status_code == 200
+        events = [line[6:] for line in reply.text.split("\n\n") if line.startswith("data: ")]
+        contents = [json.loads(e)["choices"][0]["delta"].get("content") for e in events[1:-1]]
+        assert contents == ["partial ", "answer"]
+        assert "connection lost" in json.loads(events[-1])["error"]["message"]
+        assert "[DONE]" not in reply.text
+        # chatwire's own openai provider turns that into an error that keeps the text.
+        with pytest.raises(chatwire.StreamInterrupted) as caught:
+            list(
+                chatwire.ChatCompletion.create(
+                    messages=QUESTION, provider="openai", model="forefront", stream=True,
+                    base_url=gateway.url("/v1"),
+                )
+            )  # fmt: skip
+        assert caught.value.partial == "partial answer"  # fmt: skip
+
+
+# -- disconnects stop the work behind them ----------------------------------------------
+
+
+def test_client_disconnect_closes_the_upstream_connection(
+    server: ThreadedServer, server_app: ScriptedServer
+) -> None:
+    assert server.wait_for_connections(0) == 0
+    disconnects = server_app.disconnects
+    app = create_app("forefront", options={"base_url": server.url("/endless")})
+    with running(app) as gateway:
+        body = {"messages": QUESTION, "stream": True}
+        with httpx.stream("POST", gateway.url("/v1/chat/completions"), json=body) as reply:
+            lines = reply.iter_lines()
+            assert next(lines).startswith("data: ")
+            assert next(lines) == ""
+            assert next(lines).startswith("data: ")
+            assert server.open_connections == 1
+        # The client is gone: the gateway must drop its upstream connection.
+        assert server.wait_for_connections(0) == 0
+    assert server_app.disconnects == disconnects + 1
+
+
+def test_client_disconnect_stops_local_generation(gateway: ThreadedServer) -> None:
+    body = {"messages": QUESTION, "stream": True, "max_tokens": 400}
+    with httpx.stream("POST", gateway.url("/v1/chat/completions"), json=body) as reply:
+        for count, _ in enumerate(reply.iter_lines()):
+            if count == 6:
+                break
+    before = local.tokens_generated()
+    # Give the gateway time to notice; generation stops within a token or two.
+    for _ in range(200):
+        asyncio.run(asyncio.sleep(0.02))
+        if local.tokens_generated() - before <= 3:
+            settled = local.tokens_generated()
+            asyncio.run(asyncio.sleep(0.3))
+            if local.tokens_generated() == settled:
+                break
+    assert local.tokens_generated() - before <= 3
+    settled = local.tokens_generated()
+    asyncio.run(asyncio.sleep(0.3))
+    assert local.tokens_generated() == settled
