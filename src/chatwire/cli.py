@@ -129,9 +129,21 @@ def _serve(
         app = create_app(provider, api_key=api_key, options=options, max_body=max_body)
     except ChatwireError as exc:
         _fail(str(exc))
+    _raise_open_file_limit()
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"chatwire gateway on http://{shown_host}:{port} (providers: {provider})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _raise_open_file_limit() -> None:
+    # Each streamed request holds two sockets (client and upstream); the usual
+    # soft limit of 1024 would cap a gateway near 500 concurrent streams.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _providers_table() -> None:

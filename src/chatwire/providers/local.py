@@ -177,7 +177,7 @@ def _pieces(
     # llama-cpp-python reuses the evaluated prefix of the previous prompt; the
     # shorter batch gives slightly different logits, so greedy answers would
     # depend on what ran before. Start clean: the same request, the same text.
-    loaded.llama.reset()
+    loaded.llama.reset()  # type: ignore[no-untyped-call]
     chunks = loaded.llama.create_chat_completion(messages=messages, stream=True, **settings)
     produced = 0
     try:

@@ -1,0 +1,92 @@
+"""A fake OpenAI-compatible upstream for benchmarks: streams N tokens at a fixed pace.
+
+Raw asyncio, one process, loopback only. Every POST is answered with a
+``chat.completion.chunk`` stream: a role chunk, ``--tokens`` content chunks
+each ``--interval`` seconds apart (each token's text is ``@@ `` so a client
+can count tokens by scanning bytes), a finish chunk and ``[DONE]``; then the
+connection closes. It exits after ``--lifetime`` seconds whatever happens.
+
+Run: python bench/_fake_upstream.py PORT [--tokens 40] [--interval 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+
+TOKEN = "@@ "
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _event(delta: dict[str, str], finish: str | None = None) -> bytes:
+    payload = {
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }  # fmt: skip
+    return _chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+
+HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+)
+
+
+async def _answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tokens: int, interval: float
+) -> None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await reader.readexactly(length)
+        writer.write(HEAD + _event({"role": "assistant", "content": ""}))
+        content = _event({"content": TOKEN})
+        for _ in range(tokens):
+            await asyncio.sleep(interval)
+            writer.write(content)
+            await writer.drain()
+        writer.write(_event({}, "stop") + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(port: int, tokens: int, interval: float, lifetime: float) -> None:
+    server = await asyncio.start_server(
+        lambda r, w: _answer(r, w, tokens, interval), "127.0.0.1", port, backlog=4096
+    )
+    async with server:
+        await asyncio.sleep(lifetime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument("--lifetime", type=float, default=600.0)
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(args.port, args.tokens, args.interval, args.lifetime))
+
+
+if __name__ == "__main__":
+    main()
