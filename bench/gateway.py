@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import socket
@@ -58,6 +59,13 @@ class Result:
     tokens: int
     errors: int
     wall: float
+    cpu: float = 0.0  # seconds of CPU the serving process spent on this level
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def one_stream(port: int, path: str, body: bytes, expected: int) -> tuple[float, int]:
@@ -129,7 +137,9 @@ def measure(streams: int, tokens: int, interval: float) -> dict[str, Result]:
         asyncio.run(run_level(upstream_port, "/v1/chat/completions", 5, tokens))
         asyncio.run(run_level(gateway_port, "/v1/chat/completions", 5, tokens))
         direct = asyncio.run(run_level(upstream_port, "/v1/chat/completions", streams, tokens))
+        before = cpu_seconds(gateway.pid)
         through = asyncio.run(run_level(gateway_port, "/v1/chat/completions", streams, tokens))
+        through.cpu = cpu_seconds(gateway.pid) - before
         return {"direct": direct, "gateway": through}
     finally:
         for process in (gateway, upstream):
@@ -164,8 +174,9 @@ def main() -> None:
         print(
             f"gateway {streams:4} streams: tokens/s gateway/direct = "
             f"{rates['gateway'] / rates['direct']:.3f}x, added median first token "
-            f"{added:.2f} ms, errors {results['gateway'].errors} (bars: >= 0.9x and < 5 ms "
-            f"at 100; no errors at 1000)"
+            f"{added:.2f} ms, errors {results['gateway'].errors}, gateway CPU "
+            f"{results['gateway'].cpu / max(results['gateway'].tokens, 1) * 1e6:.0f} us/token "
+            f"(bars: >= 0.9x and < 5 ms at 100; no errors at 1000)"
         )
         sys.stdout.flush()
 

@@ -154,10 +154,7 @@ def test_seed_style_lines_without_blank_separators(
     forefront_server: ThreadedServer, server_app: ScriptedServer
 ) -> None:
     # A server written for the seed's line parser may not separate events.
-    from chatwire._sse import ServerSentEvent
-
-    event = ServerSentEvent('{"delta": "a"}\n{"delta": "b"}')
-    assert forefront.read_event(event) == "ab"
+    assert forefront.read_event('{"delta": "a"}\n{"delta": "b"}') == "ab"
 
 
 @pytest.mark.parametrize(
@@ -165,14 +162,13 @@ def test_seed_style_lines_without_blank_separators(
     [('{"delta": "x"}', "x"), ('{"other": 1}', None), ("[1, 2]", None), ('{"delta": null}', None)],
 )
 def test_read_event_keeps_deltas_and_skips_the_rest(data: str, expected: str | None) -> None:
-    from chatwire._sse import ServerSentEvent
-
-    assert forefront.read_event(ServerSentEvent(data)) == expected
+    assert forefront.read_event(data) == expected
+    assert forefront.read_events([data, '{"delta": "!"}'], {}) == [t for t in (expected, "!") if t]
 
 
 def test_done_ends_the_stream() -> None:
-    from chatwire._sse import ServerSentEvent
     from chatwire.providers._http import EndOfStream
 
-    with pytest.raises(EndOfStream):
-        forefront.read_event(ServerSentEvent("[DONE]"))
+    with pytest.raises(EndOfStream) as caught:
+        forefront.read_events(['{"delta": "a"}', "[DONE]", '{"delta": "b"}'], {})
+    assert caught.value.texts == ["a"]

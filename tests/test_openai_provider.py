@@ -163,10 +163,8 @@ def test_drop_while_reading_a_whole_answer(server: ThreadedServer) -> None:
 
 
 def test_error_event_mid_stream_is_an_interruption() -> None:
-    from chatwire._sse import ServerSentEvent
-
     with pytest.raises(StreamInterrupted, match="upstream error: overloaded"):
-        openai.read_event(ServerSentEvent('{"error": {"message": "overloaded"}}'), {})
+        openai.read_events(['{"error": {"message": "overloaded"}}'], {})
 
 
 def test_missing_key_against_openai_is_rejected_before_io(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -150,3 +150,42 @@ def test_arbitrary_bytes_raise_nothing_but_protocol_errors(data: bytes, cuts: li
             decoder.feed(data[a:b])
     except ProtocolError:
         pass
+
+
+def decode_data(*chunks: bytes, max_event_bytes: int = 1 << 20) -> list[str]:
+    decoder = SSEDecoder(max_event_bytes=max_event_bytes)
+    out: list[str] = []
+    for chunk in chunks:
+        out.extend(decoder.feed_data(chunk))
+    return out
+
+
+_stream_parts = st.lists(
+    st.sampled_from(
+        [b"data: plain\n\n", b"data:nospace\n\n", b'data: {"delta": "\xc3\xa9"}\n\n',
+         b"event: update\ndata: typed\n\n", b": comment\n", b"\n", b"data: two\ndata: lines\n\n",
+         b"data: cr\r\n\r\n", b"id: 5\n", b"retry: 10\n", b"data: lone-cr\r\r", b"data:\n\n",
+         b"data: unfinished\n"]
+    ),
+    max_size=25,
+)  # fmt: skip
+
+
+@given(parts=_stream_parts, cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=30))
+def test_fast_data_path_matches_the_general_path(parts: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(parts)
+    positions = sorted({cut % (len(stream) + 1) for cut in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *positions], [*positions, len(stream)], strict=True)]
+    expected = [event.data for event in decode(stream)]
+    assert decode_data(*chunks) == expected
+    assert decode_data(stream) == expected
+
+
+def test_fast_path_enforces_the_event_size_limit() -> None:
+    with pytest.raises(ProtocolError, match="larger than 2048"):
+        decode_data(b"data: " + b"z" * 5000 + b"\n\n", max_event_bytes=2048)
+
+
+def test_fast_path_reports_invalid_utf8() -> None:
+    with pytest.raises(ProtocolError, match="not valid UTF-8"):
+        decode_data(b"data: ok\n\ndata: \xff\n\n")

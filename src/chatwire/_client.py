@@ -26,10 +26,11 @@ class Stream:
     reported about the answer (``usage``, ``finish_reason``) once known.
     """
 
-    __slots__ = ("_iterator", "_pieces", "meta", "model", "provider")
+    __slots__ = ("_iterator", "_next", "_pieces", "meta", "model", "provider")
 
     def __init__(self, iterator: Iterator[str], provider: str, model: str) -> None:
         self._iterator = iterator
+        self._next = iter(iterator).__next__
         self._pieces: list[str] = []
         self.provider = provider
         self.model = model
@@ -44,7 +45,7 @@ class Stream:
         return self
 
     def __next__(self) -> str:
-        piece = next(self._iterator)
+        piece = self._next()
         self._pieces.append(piece)
         return piece
 
@@ -69,10 +70,11 @@ class Stream:
 class AsyncStream:
     """The async twin of ``Stream``."""
 
-    __slots__ = ("_iterator", "_pieces", "meta", "model", "provider")
+    __slots__ = ("_anext", "_iterator", "_pieces", "meta", "model", "provider")
 
     def __init__(self, iterator: AsyncIterator[str], provider: str, model: str) -> None:
         self._iterator = iterator
+        self._anext = aiter(iterator).__anext__
         self._pieces: list[str] = []
         self.provider = provider
         self.model = model
@@ -86,7 +88,7 @@ class AsyncStream:
         return self
 
     async def __anext__(self) -> str:
-        piece = await self._iterator.__anext__()
+        piece = await self._anext()
         self._pieces.append(piece)
         return piece
 

@@ -21,8 +21,9 @@ class Reply:
         self._pieces = pieces
         self.meta = meta
 
-    def __iter__(self) -> Reply:
-        return self
+    def __iter__(self) -> Iterator[str]:
+        # The pieces themselves: ``for`` loops then skip this wrapper's frame.
+        return self._pieces
 
     def __next__(self) -> str:
         return next(self._pieces)
@@ -42,8 +43,8 @@ class AsyncReply:
         self._pieces = pieces
         self.meta = meta
 
-    def __aiter__(self) -> AsyncReply:
-        return self
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces
 
     async def __anext__(self) -> str:
         return await self._pieces.__anext__()

@@ -16,9 +16,18 @@ import sys
 from typing import Any
 
 from .._errors import ProtocolError, StreamInterrupted
-from .._sse import ServerSentEvent, shown
+from .._sse import shown
 from ._base import describe_params, prepare
-from ._http import HTTP_OPTIONS, EndOfStream, WireRequest, json_request, stream_async, stream_sync
+from ._http import (
+    HTTP_OPTIONS,
+    EndOfStream,
+    WireRequest,
+    json_batch,
+    json_request,
+    read_each,
+    stream_async,
+    stream_sync,
+)
 from ._reply import AsyncReply, Reply
 
 __all__ = [
@@ -68,9 +77,8 @@ def request_body(messages: list[Any]) -> dict[str, Any]:
     }
 
 
-def read_event(event: ServerSentEvent, meta: dict[str, Any] | None = None) -> str | None:
+def read_event(data: str, meta: dict[str, Any] | None = None) -> str | None:
     """The text of one event: its ``delta``, or ``None`` for other events."""
-    data = event.data
     if data == "[DONE]":
         raise EndOfStream
     try:
@@ -79,9 +87,7 @@ def read_event(event: ServerSentEvent, meta: dict[str, Any] | None = None) -> st
         if "\n" in data:
             # Servers written for the seed's line parser may send one JSON
             # object per ``data:`` line with no blank line between them.
-            return "".join(
-                filter(None, (read_event(ServerSentEvent(line), meta) for line in data.split("\n")))
-            )
+            return "".join(filter(None, (read_event(line, meta) for line in data.split("\n"))))
         raise ProtocolError("event data is not JSON", line=shown(data.encode())) from None
     if not isinstance(parsed, dict):
         return None
@@ -97,6 +103,25 @@ def read_event(event: ServerSentEvent, meta: dict[str, Any] | None = None) -> st
     return delta
 
 
+def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
+    """The deltas of a batch of events, in order."""
+    parsed = json_batch(datas)
+    if parsed is None:
+        return read_each(read_event, datas, meta)
+    texts: list[str] = []
+    try:
+        for event in parsed:
+            delta = event["delta"]
+            if delta.__class__ is not str or "error" in event:
+                return read_each(read_event, datas, meta)
+            if delta:
+                texts.append(delta)
+    except (KeyError, TypeError):
+        # An event without a delta, or not an object: the general path decides.
+        return read_each(read_event, datas, meta)
+    return texts
+
+
 def _wire(model: object, messages: object, kwargs: dict[str, Any]) -> WireRequest:
     _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
     endpoint = checked.get("base_url") or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
@@ -104,7 +129,7 @@ def _wire(model: object, messages: object, kwargs: dict[str, Any]) -> WireReques
         "forefront",
         endpoint,
         request_body(checked_messages),
-        read_event=read_event,
+        read_events=read_events,
         options=checked,
     )
 

@@ -17,10 +17,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import InvalidRequest, ProtocolError, ProviderError, StreamInterrupted
-from .._sse import ServerSentEvent, shown
+from .._sse import shown
 from .._validate import Option
 from ._base import describe_params, prepare
-from ._http import HTTP_OPTIONS, EndOfStream, WireRequest, json_request, stream_async, stream_sync
+from ._http import (
+    HTTP_OPTIONS,
+    EndOfStream,
+    WireRequest,
+    json_batch,
+    json_request,
+    read_each,
+    stream_async,
+    stream_sync,
+)
 from ._reply import AsyncReply, Reply
 
 __all__ = [
@@ -74,9 +83,8 @@ def _upstream_error(parsed: dict[str, Any], data: str) -> ProviderError:
     return StreamInterrupted(f"upstream error: {message or shown(data.encode())}")
 
 
-def read_event(event: ServerSentEvent, meta: dict[str, Any]) -> str | None:
+def read_event(data: str, meta: dict[str, Any]) -> str | None:
     """The content delta of one ``chat.completion.chunk`` event."""
-    data = event.data
     if data == "[DONE]":
         raise EndOfStream
     try:
@@ -104,6 +112,26 @@ def read_event(event: ServerSentEvent, meta: dict[str, Any]) -> str | None:
     if content is not None and not isinstance(content, str):
         raise ProtocolError("delta content is not a string", line=shown(data.encode()))
     return content
+
+
+def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
+    """The content deltas of a batch of events, in order."""
+    parsed = json_batch(datas)
+    if parsed is None:
+        return read_each(read_event, datas, meta)
+    texts: list[str] = []
+    try:
+        for event in parsed:
+            (choice,) = event["choices"]
+            content = choice["delta"]["content"]
+            # The common event: one choice, a text delta, nothing else to note.
+            if content.__class__ is not str or choice.get("finish_reason") or event.get("usage"):
+                return read_each(read_event, datas, meta)
+            if content:
+                texts.append(content)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return read_each(read_event, datas, meta)
+    return texts
 
 
 def read_body(body: bytes, meta: dict[str, Any]) -> str:
@@ -150,7 +178,7 @@ def _wire(model: object, messages: object, stream: bool, kwargs: dict[str, Any])
         "openai",
         base + "/chat/completions",
         payload,
-        read_event=read_event,
+        read_events=read_events,
         read_body=None if stream else read_body,
         options=checked,
         headers=headers,
