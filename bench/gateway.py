@@ -5,8 +5,11 @@ streams N tokens per request at a fixed pace. ``chatwire serve --provider
 openai`` runs in front of it as one server process. The same light asyncio
 client opens 1, 100 and 1000 concurrent streams, first to the upstream
 directly and then through the gateway, and measures time to first token
-(median over streams) and tokens/second (all tokens / wall time). Every
-stream must deliver all N tokens; anything else counts as an error.
+(median over streams) and tokens/second (all tokens / wall time). A level's
+streams start spread evenly over ``--ramp`` seconds (default 1 s: arrivals
+as a real service sees them; 0 sends them all in the same instant), the same
+for both paths. Every stream must deliver all N tokens; anything else counts
+as an error.
 
 The bars: at 100 streams, gateway tokens/s >= 0.9x direct and added median
 time to first token < 5 ms; at 1000 streams (10 tokens/s each) no errors.
@@ -68,8 +71,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def one_stream(port: int, path: str, body: bytes, expected: int) -> tuple[float, int]:
+async def one_stream(
+    port: int, path: str, body: bytes, expected: int, delay: float
+) -> tuple[float, int]:
     """Time to first token and tokens received, over one raw HTTP/1.1 connection."""
+    await asyncio.sleep(delay)
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
@@ -96,13 +102,15 @@ async def one_stream(port: int, path: str, body: bytes, expected: int) -> tuple[
     return first, seen if seen == expected else -seen
 
 
-async def run_level(port: int, path: str, streams: int, tokens: int) -> Result:
+async def run_level(port: int, path: str, streams: int, tokens: int, ramp: float) -> Result:
+    """``streams`` concurrent streams, their starts spread evenly over ``ramp`` seconds."""
     body = json.dumps(
         {"model": "fake", "stream": True, "messages": [{"role": "user", "content": "go"}]}
     ).encode()
     start = time.perf_counter()
     outcomes = await asyncio.gather(
-        *(one_stream(port, path, body, tokens) for _ in range(streams)), return_exceptions=True
+        *(one_stream(port, path, body, tokens, i * ramp / streams) for i in range(streams)),
+        return_exceptions=True,
     )
     wall = time.perf_counter() - start
     ttft, total, errors = [], 0, 0
@@ -119,7 +127,7 @@ def start(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def measure(streams: int, tokens: int, interval: float) -> dict[str, Result]:
+def measure(streams: int, tokens: int, interval: float, ramp: float) -> dict[str, Result]:
     upstream_port, gateway_port = free_port(), free_port()
     upstream = start([
         sys.executable, str(BENCH / "_fake_upstream.py"), str(upstream_port),
@@ -134,11 +142,12 @@ def measure(streams: int, tokens: int, interval: float) -> dict[str, Result]:
         wait_for_port(upstream_port, upstream)
         wait_for_port(gateway_port, gateway)
         # Warm both paths (imports, first connections) so the run measures steady state.
-        asyncio.run(run_level(upstream_port, "/v1/chat/completions", 5, tokens))
-        asyncio.run(run_level(gateway_port, "/v1/chat/completions", 5, tokens))
-        direct = asyncio.run(run_level(upstream_port, "/v1/chat/completions", streams, tokens))
+        asyncio.run(run_level(upstream_port, "/v1/chat/completions", 5, tokens, 0.1))
+        asyncio.run(run_level(gateway_port, "/v1/chat/completions", 5, tokens, 0.1))
+        path = "/v1/chat/completions"
+        direct = asyncio.run(run_level(upstream_port, path, streams, tokens, ramp))
         before = cpu_seconds(gateway.pid)
-        through = asyncio.run(run_level(gateway_port, "/v1/chat/completions", streams, tokens))
+        through = asyncio.run(run_level(gateway_port, path, streams, tokens, ramp))
         through.cpu = cpu_seconds(gateway.pid) - before
         return {"direct": direct, "gateway": through}
     finally:
@@ -150,20 +159,25 @@ def measure(streams: int, tokens: int, interval: float) -> dict[str, Result]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument(
+        "--ramp", type=float, default=1.0,
+        help="seconds over which a level's streams start (0: all at once)",
+    )  # fmt: skip
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     levels = [(1, 0.05), (100, 0.05), (1000, 0.1)]
     for streams, interval in levels:
-        results = measure(streams, args.tokens, interval)
+        results = measure(streams, args.tokens, interval, args.ramp if streams > 1 else 0.0)
         rates = {}
         for name, result in results.items():
             rate = result.tokens / result.wall
             rates[name] = rate
             ttft = statistics.median(result.ttft) * 1000 if result.ttft else float("nan")
             print(
-                f"gateway {streams:4} streams x {args.tokens} tokens @ {1 / interval:g}/s "
+                f"gateway {streams:4} streams x {args.tokens} tokens @ {1 / interval:g}/s, "
+                f"ramp {args.ramp:g}s "
                 f"{name:8}: {rate:8.0f} tokens/s, median first token {ttft:7.1f} ms, "
                 f"errors {result.errors}"
             )

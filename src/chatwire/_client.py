@@ -133,7 +133,7 @@ def _open_sync(
     module = providers.resolve(provider)
     checked_model, checked_messages, checked_options = prepare(module, model, messages, options)
     pieces = module._create_completion(checked_model, checked_messages, stream, **checked_options)
-    return Stream(iter(pieces), short_name(module.__name__), checked_model)
+    return Stream(pieces, short_name(module.__name__), checked_model)
 
 
 def _open_async(
