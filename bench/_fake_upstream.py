@@ -3,8 +3,9 @@
 Raw asyncio, one process, loopback only. Every POST is answered with a
 ``chat.completion.chunk`` stream: a role chunk, ``--tokens`` content chunks
 each ``--interval`` seconds apart (each token's text is ``@@ `` so a client
-can count tokens by scanning bytes), a finish chunk and ``[DONE]``; then the
-connection closes. It exits after ``--lifetime`` seconds whatever happens.
+can count tokens by scanning bytes), a finish chunk and ``[DONE]``. Like real
+servers it keeps the connection open for the next request unless the client
+asks it to close. It exits after ``--lifetime`` seconds whatever happens.
 
 Run: python bench/_fake_upstream.py PORT [--tokens 40] [--interval 0.05]
 """
@@ -31,31 +32,35 @@ def _event(delta: dict[str, str], finish: str | None = None) -> bytes:
     return _chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
 
 
-HEAD = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-    b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-)
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
 
 
 async def _answer(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tokens: int, interval: float
 ) -> None:
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await reader.readexactly(length)
-        writer.write(HEAD + _event({"role": "assistant", "content": ""}))
-        content = _event({"content": TOKEN})
-        for _ in range(tokens):
-            await asyncio.sleep(interval)
-            writer.write(content)
+        keep_alive = True
+        while keep_alive:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection":
+                    keep_alive = value.strip().lower() != b"close"
+            await reader.readexactly(length)
+            connection = b"keep-alive" if keep_alive else b"close"
+            writer.write(HEAD + b"connection: " + connection + b"\r\n\r\n")
+            writer.write(_event({"role": "assistant", "content": ""}))
+            content = _event({"content": TOKEN})
+            for _ in range(tokens):
+                await asyncio.sleep(interval)
+                writer.write(content)
+                await writer.drain()
+            writer.write(_event({}, "stop") + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
             await writer.drain()
-        writer.write(_event({}, "stop") + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
-        await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:

@@ -23,12 +23,10 @@ __all__ = [
 ]
 
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -45,14 +43,13 @@ from .._validate import Option
 from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
-    import ssl
-
     import httpx
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 _ERROR_BODY_BYTES = 512
 _MAX_BODY_FACTOR = 16
+_DRAIN_SECONDS = 0.25
 
 
 def _is_http_url(value: str) -> bool:
@@ -303,33 +300,6 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-@cache
-def _ssl_context() -> ssl.SSLContext:
-    # Building a context loads the CA bundle (tens of ms): do it once per process.
-    import ssl
-
-    import certifi
-
-    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
-
-
-@cache
-def _proxies_in_environment() -> bool:
-    # httpx scans the whole environment for proxy settings on every client it
-    # builds (~1.5 ms); with none set, as is usual, skip that per request.
-    from urllib.request import getproxies_environment
-
-    return bool(getproxies_environment())
-
-
-def _client_settings(request: WireRequest) -> dict[str, Any]:
-    return {
-        "timeout": _timeout(request),
-        "verify": _ssl_context(),
-        "trust_env": _proxies_in_environment(),
-    }
-
-
 def _timeout(request: WireRequest) -> httpx.Timeout:
     import httpx
 
@@ -356,13 +326,16 @@ def stream_async(request: WireRequest) -> AsyncReply:
 def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
     import httpx
 
+    from ._pool import sync_client
+
     try:
-        with (
-            httpx.Client(**_client_settings(request)) as client,
-            client.stream(
-                "POST", request.url, content=request.body, headers=dict(request.headers)
-            ) as response,
-        ):
+        with sync_client().stream(
+            "POST",
+            request.url,
+            content=request.body,
+            headers=dict(request.headers),
+            timeout=_timeout(request),
+        ) as response:
             if response.status_code >= 400:
                 head = b""
                 for chunk in response.iter_bytes():
@@ -387,16 +360,37 @@ def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
         raise receiver.annotate(exc) from exc.__cause__
 
 
-async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read the end of a finished answer so its connection can be reused.
+
+    Servers end the body right after ``[DONE]``; one that keeps it open gets
+    a moment, then the connection is closed rather than pooled.
+    """
+    import asyncio
+
     import httpx
 
     try:
-        async with (
-            httpx.AsyncClient(**_client_settings(request)) as client,
-            client.stream(
-                "POST", request.url, content=request.body, headers=dict(request.headers)
-            ) as response,
-        ):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass
+
+
+async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
+    import httpx
+
+    from ._pool import async_client
+
+    try:
+        async with async_client().stream(
+            "POST",
+            request.url,
+            content=request.body,
+            headers=dict(request.headers),
+            timeout=_timeout(request),
+        ) as response:
             if response.status_code >= 400:
                 head = b""
                 async for chunk in response.aiter_bytes():
@@ -412,10 +406,12 @@ async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIter
                 for text in receiver.whole_body(body):
                     yield text
                 return
-            async for chunk in response.aiter_bytes():
+            chunks = response.aiter_bytes()
+            async for chunk in chunks:
                 for text in receiver.feed(chunk):
                     yield text
                 if receiver.done:
+                    await _drain(chunks)
                     return
     except httpx.HTTPError as exc:
         raise receiver.failure(exc) from exc
