@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +29,17 @@ def forefront_server(
     server_app.pieces = ["Hello", ", ", "world", "!"]
     monkeypatch.setenv("CHATWIRE_FOREFRONT_URL", server.url("/free-chat"))
     return server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chatwire_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every log the tests write (library, CLI subprocesses, gateway) goes here."""
+    home = tmp_path_factory.mktemp("chatwire-home")
+    previous = os.environ.get("CHATWIRE_HOME")
+    os.environ["CHATWIRE_HOME"] = str(home)
+    os.environ.pop("CHATWIRE_NO_LOG", None)
+    yield home
+    if previous is None:
+        os.environ.pop("CHATWIRE_HOME", None)
+    else:
+        os.environ["CHATWIRE_HOME"] = previous

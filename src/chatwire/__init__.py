@@ -11,7 +11,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import providers
-from ._client import AsyncStream, ChatCompletion, Stream
+from ._client import ChatCompletion
 from ._errors import (
     ChatwireError,
     InvalidRequest,
@@ -22,6 +22,7 @@ from ._errors import (
     ProviderUnreachable,
     StreamInterrupted,
 )
+from ._stream import AsyncStream, Stream
 
 __all__ = [
     "AsyncStream",

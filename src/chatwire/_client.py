@@ -9,105 +9,53 @@ cancellation. With ``stream=False`` they return the whole text.
 
 from __future__ import annotations
 
-__all__ = ["AsyncStream", "ChatCompletion", "Stream"]
+__all__ = ["ChatCompletion"]
 
 from collections.abc import AsyncIterator, Iterator
-from types import ModuleType, TracebackType
-from typing import Any, Literal, overload
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import providers
+from ._errors import InvalidRequest
+from ._stream import AsyncStream, Stream
 from .providers._base import prepare, short_name
 
-
-class Stream:
-    """The text of an answer, piece by piece, as it arrives.
-
-    ``text`` holds every piece received so far; ``meta`` what the provider
-    reported about the answer (``usage``, ``finish_reason``) once known.
-    """
-
-    __slots__ = ("_iterator", "_next", "_pieces", "meta", "model", "provider")
-
-    def __init__(self, iterator: Iterator[str], provider: str, model: str) -> None:
-        self._iterator = iterator
-        self._next = iter(iterator).__next__
-        self._pieces: list[str] = []
-        self.provider = provider
-        self.model = model
-        # Filled in by the provider as the answer arrives (usage, finish_reason).
-        self.meta: dict[str, Any] = getattr(iterator, "meta", {})
-
-    @property
-    def text(self) -> str:
-        return "".join(self._pieces)
-
-    def __iter__(self) -> Stream:
-        return self
-
-    def __next__(self) -> str:
-        piece = self._next()
-        self._pieces.append(piece)
-        return piece
-
-    def close(self) -> None:
-        """Stop the answer and close its connection. Safe to call twice."""
-        close = getattr(self._iterator, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+if TYPE_CHECKING:
+    from .store import Recorder, Store
 
 
-class AsyncStream:
-    """The async twin of ``Stream``."""
+def _recorder(
+    log: bool,
+    store: Store | None,
+    conversation_id: str | None,
+    provider: str,
+    model: str,
+    messages: list[Any],
+) -> tuple[Recorder | None, str | None]:
+    """A recorder for this exchange when the caller asked for a log."""
+    if conversation_id is not None and not isinstance(conversation_id, str):
+        raise InvalidRequest("conversation_id must be a string")
+    if not log and store is None:
+        return None, conversation_id
+    from .store import Exchange, Recorder, Store, new_conversation_id
 
-    __slots__ = ("_anext", "_iterator", "_pieces", "meta", "model", "provider")
+    if store is not None and not isinstance(store, Store):
+        raise InvalidRequest(f"store must be a chatwire.store.Store, got {type(store).__name__}")
+    cid = conversation_id or new_conversation_id()
+    exchange = Exchange(cid, provider, model, [dict(m) for m in messages])
+    return Recorder(store or _default_store(), exchange), cid
 
-    def __init__(self, iterator: AsyncIterator[str], provider: str, model: str) -> None:
-        self._iterator = iterator
-        self._anext = aiter(iterator).__anext__
-        self._pieces: list[str] = []
-        self.provider = provider
-        self.model = model
-        self.meta: dict[str, Any] = getattr(iterator, "meta", {})
 
-    @property
-    def text(self) -> str:
-        return "".join(self._pieces)
+_stores: dict[str, Store] = {}
 
-    def __aiter__(self) -> AsyncStream:
-        return self
 
-    async def __anext__(self) -> str:
-        piece = await self._anext()
-        self._pieces.append(piece)
-        return piece
+def _default_store() -> Store:
+    from .store import Store, default_path
 
-    async def aclose(self) -> None:
-        """Stop the answer and close its connection. Safe to call twice."""
-        aclose = getattr(self._iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    async def __aenter__(self) -> AsyncStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    path = str(default_path())
+    if path not in _stores:
+        _stores[path] = Store(path)
+    return _stores[path]
 
 
 async def _in_thread(iterator: Iterator[str]) -> AsyncIterator[str]:
@@ -127,27 +75,48 @@ async def _in_thread(iterator: Iterator[str]) -> AsyncIterator[str]:
             await asyncio.to_thread(close)
 
 
+_LOG_KEYWORDS = ("log", "store", "conversation_id")
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate chatwire's own keywords (logging) from the provider's options."""
+    ours = {name: options.pop(name) for name in _LOG_KEYWORDS if name in options}
+    return ours, options
+
+
 def _open_sync(
     provider: object, model: str | None, messages: object, stream: bool, options: dict[str, Any]
 ) -> Stream:
+    ours, options = _split(options)
     module = providers.resolve(provider)
     checked_model, checked_messages, checked_options = prepare(module, model, messages, options)
+    name = short_name(module.__name__)
+    recorder, cid = _recorder(
+        bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
+        name, checked_model, checked_messages,
+    )  # fmt: skip
     pieces = module._create_completion(checked_model, checked_messages, stream, **checked_options)
-    return Stream(pieces, short_name(module.__name__), checked_model)
+    return Stream(pieces, name, checked_model, recorder, cid)
 
 
 def _open_async(
     provider: object, model: str | None, messages: object, stream: bool, options: dict[str, Any]
 ) -> AsyncStream:
+    ours, options = _split(options)
     module: ModuleType = providers.resolve(provider)
     checked_model, checked_messages, checked_options = prepare(module, model, messages, options)
+    name = short_name(module.__name__)
+    recorder, cid = _recorder(
+        bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
+        name, checked_model, checked_messages,
+    )  # fmt: skip
     create = getattr(module, "_create_async_completion", None)
     if create is not None:
         pieces = create(checked_model, checked_messages, stream, **checked_options)
     else:
         sync = module._create_completion(checked_model, checked_messages, stream, **checked_options)
         pieces = _in_thread(iter(sync))
-    return AsyncStream(pieces, short_name(module.__name__), checked_model)
+    return AsyncStream(pieces, name, checked_model, recorder, cid)
 
 
 class ChatCompletion:
@@ -186,7 +155,9 @@ class ChatCompletion:
 
         Returns the whole text, or with ``stream=True`` a ``Stream`` of pieces.
         Unknown keywords, bad messages and unknown models raise
-        ``InvalidRequest`` here, before any I/O.
+        ``InvalidRequest`` here, before any I/O. ``log=True`` (or
+        ``store=Store(...)``) writes the exchange to the conversation log,
+        under ``conversation_id`` when given.
         """
         opened = _open_sync(provider, model, messages, stream, kwargs)
         if stream:

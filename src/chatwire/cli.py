@@ -1,25 +1,22 @@
-"""The ``chatwire`` command.
+"""The ``chatwire`` command: the click definitions, nothing more.
 
-stdout carries only the answer; status, errors and tables of metadata go to
-stderr (``providers`` prints its table to stdout, since that is its answer).
-``click`` and everything behind the library are imported only when a command
-runs, so ``chatwire --help`` starts fast.
+stdout carries only the answer (or the listing asked for); status and errors
+go to stderr. ``click`` and everything behind the library are imported only
+when the command runs, and each command's work only when it is chosen, so
+``chatwire --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Sequence
 
     import click
 
 __all__ = ["main"]
-
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -28,162 +25,46 @@ def main(argv: Sequence[str] | None = None) -> None:
     command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="chatwire")
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+def _conversation_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``ask`` and ``chat`` share."""
     import click
 
-    click.echo(f"chatwire: error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
-    """``-o key=value`` pairs as keywords; a repeated key collects a list."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            _fail(f"option {pair!r} is not of the form key=value")
-        if key in options:
-            previous = options[key]
-            options[key] = [*(previous if isinstance(previous, list) else [previous]), value]
-        else:
-            options[key] = value
-    return options
-
-
-def _read_prompt(prompt: str | None) -> str:
-    if prompt == "-" or (prompt is None and not sys.stdin.isatty()):
-        text = sys.stdin.read()
-        if not text.strip():
-            _fail("the prompt read from standard input is empty")
-        return text
-    if prompt is None or not prompt.strip():
-        _fail('no prompt given: chatwire "your question", or pipe it in')
-    return prompt
-
-
-def _ask(
-    *,
-    prompt: str | None,
-    provider: str | None,
-    model: str | None,
-    system: str | None,
-    no_stream: bool,
-    option: tuple[str, ...],
-    debug: bool,
-) -> None:
-    from ._client import ChatCompletion
-    from ._errors import ChatwireError
-    from ._status import Spinner
-
-    text = _read_prompt(prompt)
-    options = parse_options(option)
-    messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": text})
-    out = sys.stdout
-    wrote = False
-    try:
-        with Spinner("thinking") as spinner:
-            if no_stream:
-                answer = ChatCompletion.create(model, messages, provider, **options)
-                spinner.stop()
-                out.write(answer)
-            else:
-                with ChatCompletion.create(model, messages, provider, stream=True, **options) as s:
-                    for piece in s:
-                        spinner.stop()
-                        out.write(piece)
-                        out.flush()
-                        wrote = True
-        out.write("\n")
-        out.flush()
-    except ChatwireError as exc:
-        if debug:
-            raise
-        if wrote:
-            out.write("\n")  # end the partial answer's line before the error
-            out.flush()
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        out.write("\n")
-        out.flush()
-        raise SystemExit(EXIT_INTERRUPTED) from None
-    except BrokenPipeError:
-        # The reader went away (``| head``); stop quietly without a traceback at exit.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(EXIT_ERROR) from None
-
-
-def _serve(
-    host: str, port: int, provider: str, api_key: str | None, options: dict[str, Any], max_body: int
-) -> None:
-    import click
-    import uvicorn
-
-    from ._errors import ChatwireError
-    from .server import create_app
-
-    try:
-        app = create_app(provider, api_key=api_key, options=options, max_body=max_body)
-    except ChatwireError as exc:
-        _fail(str(exc))
-    _raise_open_file_limit()
-    shown_host = f"[{host}]" if ":" in host else host
-    click.echo(f"chatwire gateway on http://{shown_host}:{port} (providers: {provider})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-
-
-def _raise_open_file_limit() -> None:
-    # Each streamed request holds two sockets (client and upstream); the usual
-    # soft limit of 1024 would cap a gateway near 500 concurrent streams.
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def _providers_table() -> None:
-    from . import providers
-    from ._errors import ChatwireError
-
-    rows = [("name", "url", "models", "stream", "auth", "working")]
-    for name in providers.names():
-        try:
-            module = providers.get(name)
-        except ChatwireError as exc:
-            rows.append((name, f"(cannot load: {exc})", "", "", "", "no"))
-            continue
-        models = ", ".join(module.model) or "(any)"
-        if getattr(module, "accepts_any_model", False):
-            models += " (or any)" if module.model else ""
-        rows.append(
-            (
-                name,
-                module.url,
-                models,
-                _yes(module.supports_stream),
-                _yes(module.needs_auth),
-                _yes(getattr(module, "working", True)),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        sys.stdout.write(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        )
-        sys.stdout.write("\n")
-
-
-def _yes(flag: object) -> str:
-    return "yes" if flag else "no"
+    for decorator in reversed(
+        [
+            click.option("-p", "--provider", help="Provider name (default: local)."),
+            click.option("-m", "--model", help="Model name (default: the provider's first)."),
+            click.option("-s", "--system", help="System prompt (for a new conversation)."),
+            click.option(
+                "-o",
+                "--option",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Provider option, e.g. -o temperature=0 -o max_tokens=100 (repeatable).",
+            ),
+            click.option(
+                "-c",
+                "--continue",
+                "continue_",
+                is_flag=True,
+                help="Continue the latest conversation in the log.",
+            ),
+            click.option("--cid", help="Continue the conversation with this id."),
+            click.option(
+                "--no-log",
+                is_flag=True,
+                help="Do not write to the conversation log (or set CHATWIRE_NO_LOG=1).",
+            ),
+            click.option("--debug", is_flag=True, help="Show tracebacks."),
+        ]
+    ):
+        function = decorator(function)
+    return function
 
 
 def _build() -> click.Group:
     import click
+
+    from . import __version__
 
     class DefaultToAsk(click.Group):
         """``chatwire "prompt"`` means ``chatwire ask "prompt"``."""
@@ -196,13 +77,7 @@ def _build() -> click.Group:
                 args = ["ask"]
             return super().parse_args(ctx, args)
 
-    from . import __version__
-
-    @click.group(
-        cls=DefaultToAsk,
-        context_settings={"help_option_names": ["-h", "--help"]},
-        invoke_without_command=False,
-    )
+    @click.group(cls=DefaultToAsk, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="chatwire")
     def cli() -> None:
         """Stream chat completions from any provider; offline by default.
@@ -210,23 +85,28 @@ def _build() -> click.Group:
         \b
           chatwire "Why is the sky blue?"
           echo "Summarise this" | chatwire -s "Be brief"
-          chatwire -p forefront -o base_url=http://127.0.0.1:8000/free-chat "Hi"
+          chatwire "And in one word?" -c          # continue the latest conversation
+          chatwire chat                           # talk
+          chatwire serve                          # OpenAI-compatible gateway + chat page
         """
 
     @cli.command()
     @click.argument("prompt", required=False)
-    @click.option("-p", "--provider", help="Provider name (default: local).")
-    @click.option("-m", "--model", help="Model name (default: the provider's first).")
-    @click.option("-s", "--system", help="System prompt.")
+    @_conversation_options
     @click.option("--no-stream", is_flag=True, help="Print the answer only when complete.")
-    @click.option(
-        "-o", "--option", multiple=True, metavar="KEY=VALUE",
-        help="Provider option, e.g. -o temperature=0 -o max_tokens=100 (repeatable).",
-    )  # fmt: skip
-    @click.option("--debug", is_flag=True, help="Show tracebacks.")
     def ask(**kwargs: Any) -> None:
         """Ask one question (the default command); PROMPT '-' reads standard input."""
-        _ask(**kwargs)
+        from ._cli_ask import ask
+
+        ask(**kwargs)
+
+    @cli.command()
+    @_conversation_options
+    def chat(**kwargs: Any) -> None:
+        """Chat in the terminal: Ctrl-C stops an answer, Ctrl-D or 'exit' leaves."""
+        from ._cli_ask import chat
+
+        chat(**kwargs)
 
     @cli.command()
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -250,18 +130,50 @@ def _build() -> click.Group:
         metavar="KEY=VALUE",
         help="Provider option for every request, e.g. -o base_url=http://...",
     )
-    @click.option("--max-body", default=1 << 20, show_default=True, type=int,
-                  help="Largest request body accepted, in bytes.")  # fmt: skip
+    @click.option(
+        "--max-body",
+        default=1 << 20,
+        show_default=True,
+        type=int,
+        help="Largest request body accepted, in bytes.",
+    )
+    @click.option("--no-log", is_flag=True, help="Do not write to the conversation log.")
     def serve(
         host: str, port: int, provider: str, api_key: str | None, option: tuple[str, ...],
-        max_body: int,
+        max_body: int, no_log: bool,
     ) -> None:  # fmt: skip
-        """Serve providers over the OpenAI API and the Forefront free-chat protocol."""
-        _serve(host, port, provider, api_key, parse_options(option), max_body)
+        """Serve providers over the OpenAI API, the Forefront protocol and a chat page."""
+        from ._cli_ask import parse_options
+        from ._cli_misc import serve
+
+        serve(host, port, provider, api_key, parse_options(option), max_body, no_log)
 
     @cli.command(name="providers")
     def providers_command() -> None:
         """List the providers: name, url, models, stream, auth, working."""
-        _providers_table()
+        from ._cli_misc import providers_table
+
+        providers_table()
+
+    @cli.group(invoke_without_command=True)
+    @click.option("-n", "count", default=10, show_default=True, help="How many exchanges.")
+    @click.option("--cid", help="Show this conversation.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option("-q", "query", help="Full-text search in prompts and answers.")
+    @click.pass_context
+    def logs(ctx: click.Context, count: int, cid: str | None, as_json: bool,
+             query: str | None) -> None:  # fmt: skip
+        """Show the conversation log: recent exchanges, a conversation, or a search."""
+        if ctx.invoked_subcommand is None:
+            from ._cli_misc import logs as show_logs
+
+            show_logs(count, cid, as_json, query)
+
+    @logs.command()
+    def path() -> None:
+        """Print where the log is."""
+        from ._cli_misc import logs_path
+
+        logs_path()
 
     return cli

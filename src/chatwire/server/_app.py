@@ -1,7 +1,8 @@
 """The gateway: any chatwire provider behind the OpenAI API and the free-chat protocol.
 
-Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /free-chat``
-and ``GET /healthz``. Every answer waits for its first piece of text before
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /free-chat``,
+``GET /healthz``, the conversation log read-only under ``/v1/conversations``,
+and the chat page at ``/``. Every answer waits for its first piece of text before
 it commits to a status code, so a provider that fails up front is a 502 with
 its message; a failure after that is an error event at the end of the
 stream. A client that goes away cancels the stream, which closes the
@@ -14,9 +15,10 @@ __all__ = ["Gateway", "create_app"]
 
 import hmac
 import os
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.applications import Starlette
@@ -26,9 +28,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import providers
-from .._client import AsyncStream, ChatCompletion
+from .._client import ChatCompletion
 from .._errors import InvalidRequest, ProviderError
+from .._stream import AsyncStream
 from ..providers._base import short_name
+
+if TYPE_CHECKING:
+    from ..store import Store
+from ._pages import log_routes, page_routes
 from ._wire import (
     ApiError,
     ChunkEncoder,
@@ -39,6 +46,8 @@ from ._wire import (
 )
 
 DEFAULT_MAX_BODY = 1 << 20
+CONVERSATION_HEADER = "X-Chatwire-Conversation"
+_CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 API_KEY_ENV = "CHATWIRE_API_KEY"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -53,6 +62,7 @@ class Gateway:
         api_key: str | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         options: Mapping[str, object] | None = None,
+        store: Store | None = None,
     ) -> None:
         names = [provider] if isinstance(provider, str) else list(provider)
         names = [name.strip() for entry in names for name in entry.split(",") if name.strip()]
@@ -63,6 +73,7 @@ class Gateway:
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self.max_body = max_body
         self.options = dict(options or {})
+        self.store = store
 
     def route(self, model: str | None) -> tuple[ModuleType, str | None]:
         """``provider/model``, a provider's name, a listed model, else the default."""
@@ -118,12 +129,33 @@ class Gateway:
     def _too_large(self) -> ApiError:
         return ApiError(413, f"request body larger than {self.max_body} bytes")
 
+    def conversation_id(self, request: Request) -> str | None:
+        """The conversation a request belongs to (its header, or a new one) when logging."""
+        if self.store is None:
+            return None
+        given = request.headers.get(CONVERSATION_HEADER)
+        if given is None:
+            from ..store import new_conversation_id
+
+            return new_conversation_id()
+        if not _CONVERSATION_ID.fullmatch(given):
+            raise ApiError(400, f"{CONVERSATION_HEADER} must be 1-64 letters, digits, - or _")
+        return given
+
     async def open(
-        self, module: ModuleType, model: str | None, messages: list[Any], options: dict[str, Any]
+        self,
+        module: ModuleType,
+        model: str | None,
+        messages: list[Any],
+        options: dict[str, Any],
+        conversation_id: str | None = None,
     ) -> tuple[AsyncStream, str | None]:
         """Start an answer and wait for its first piece (``None``: empty answer)."""
         try:
-            stream = await ChatCompletion.acreate(model, messages, module, stream=True, **options)
+            stream = await ChatCompletion.acreate(
+                model, messages, module, stream=True, store=self.store,
+                conversation_id=conversation_id, **options,
+            )  # fmt: skip
         except InvalidRequest as exc:
             raise ApiError(400, str(exc)) from None
         try:
@@ -198,20 +230,25 @@ def create_app(
     api_key: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     options: Mapping[str, object] | None = None,
+    store: Store | None = None,
 ) -> Starlette:
-    """The gateway as an ASGI application."""
-    gateway = Gateway(provider, api_key=api_key, max_body=max_body, options=options)
+    """The gateway as an ASGI application; with a ``store`` it logs every exchange."""
+    gateway = Gateway(provider, api_key=api_key, max_body=max_body, options=options, store=store)
 
     async def chat_completions(request: Request) -> Response:
         gateway.authorize(request)
         chat = parse_chat_request(await gateway.read_body(request))
         module, model = gateway.route(chat.model)
         options = gateway.options_for(module, chat.options)
-        stream, first = await gateway.open(module, model, chat.messages, options)
+        cid = gateway.conversation_id(request)
+        stream, first = await gateway.open(module, model, chat.messages, options, cid)
         name = f"{short_name(module.__name__)}/{stream.model}"
+        headers = {CONVERSATION_HEADER: cid} if cid else {}
         if chat.stream:
             events = _chat_events(stream, first, ChunkEncoder(name), chat.include_usage)
-            return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+            return StreamingResponse(
+                events, media_type="text/event-stream", headers={**_SSE_HEADERS, **headers}
+            )
         pieces = [] if first is None else [first]
         try:
             pieces += [piece async for piece in stream]
@@ -223,13 +260,15 @@ def create_app(
             await _close(stream)
         finish = str(stream.meta.get("finish_reason") or "stop")
         body = completion_object(name, "".join(pieces), finish, _usage(stream, len(pieces)))
-        return JSONResponse(body)
+        return JSONResponse(body, headers=headers)
 
     async def free_chat(request: Request) -> Response:
         gateway.authorize(request)
         messages = parse_free_chat_request(await gateway.read_body(request))
         module = gateway.modules[gateway.default]
-        stream, first = await gateway.open(module, None, messages, gateway.options_for(module, {}))
+        options = gateway.options_for(module, {})
+        cid = gateway.conversation_id(request)
+        stream, first = await gateway.open(module, None, messages, options, cid)
         return StreamingResponse(
             _free_chat_events(stream, first), media_type="text/event-stream", headers=_SSE_HEADERS
         )
@@ -266,6 +305,8 @@ def create_app(
             Route("/v1/models", models, methods=["GET"]),
             Route("/free-chat", free_chat, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *log_routes(gateway),
+            *page_routes(),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
     )

@@ -1,0 +1,254 @@
+"""``chatwire "prompt"`` and ``chatwire chat``: ask, stream, log, continue."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ._errors import ChatwireError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .store import Store
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    sys.stderr.write(f"chatwire: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """``-o key=value`` pairs as keywords; a repeated key collects a list."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            fail(f"option {pair!r} is not of the form key=value")
+        if key in ("log", "store", "conversation_id"):
+            fail(f"option {key!r} is not a provider option")
+        if key in options:
+            previous = options[key]
+            options[key] = [*(previous if isinstance(previous, list) else [previous]), value]
+        else:
+            options[key] = value
+    return options
+
+
+def _read_prompt(prompt: str | None) -> str:
+    if prompt == "-" or (prompt is None and not sys.stdin.isatty()):
+        text = sys.stdin.read()
+        if not text.strip():
+            fail("the prompt read from standard input is empty")
+        return text
+    if prompt is None or not prompt.strip():
+        fail('no prompt given: chatwire "your question", or pipe it in')
+    return prompt
+
+
+def open_store(no_log: bool) -> Store | None:
+    """The log to write to, unless logging is off for this run."""
+    from .store import Store, logging_disabled
+
+    if no_log or logging_disabled():
+        return None
+    _show_log_warnings()
+    return Store()
+
+
+def _show_log_warnings() -> None:
+    # The store reports a failing log once through the ``chatwire`` logger;
+    # the command shows that one line on stderr, without the logging frame.
+    import logging
+
+    logger = logging.getLogger("chatwire")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class Conversation:
+    """Where the next exchange goes: its conversation id, history, provider, model."""
+
+    def __init__(
+        self,
+        store: Store | None,
+        continue_latest: bool,
+        cid: str | None,
+        provider: str | None,
+        model: str | None,
+        system: str | None,
+    ) -> None:
+        from .store import Store, new_conversation_id
+
+        self.store = store
+        self.provider = provider
+        self.model = model
+        self.messages: list[dict[str, str]] = []
+        if continue_latest or cid:
+            reader = store or Store()
+            cid = cid or reader.latest_conversation_id()
+            if cid is None:
+                fail(f"there is no conversation in {reader.path} to continue")
+            try:
+                self.messages = reader.history(cid)
+                last = reader.conversation(cid)[-1]
+            except ChatwireError as exc:
+                fail(str(exc))
+            # Go on with the provider and model the conversation used, unless told otherwise.
+            if provider is None:
+                self.provider, self.model = last.provider, model or last.model
+        elif system:
+            self.messages = [{"role": "system", "content": system}]
+        self.cid = cid or new_conversation_id()
+
+    def ask(self, prompt: str, options: dict[str, Any]) -> Any:
+        """Open a stream for ``prompt`` after the history; the answer joins the history."""
+        from ._client import ChatCompletion
+
+        messages = [*self.messages, {"role": "user", "content": prompt}]
+        stream = ChatCompletion.create(
+            self.model, messages, self.provider, stream=True,
+            store=self.store, conversation_id=self.cid, **options,
+        )  # fmt: skip
+        self.messages = messages
+        return stream
+
+    def answered(self, text: str) -> None:
+        if text:
+            self.messages.append({"role": "assistant", "content": text})
+
+
+def _print_stream(stream: Any, out: Any) -> str:
+    """Write pieces as they arrive, a spinner on stderr until the first one."""
+    from ._status import Spinner
+
+    with Spinner("thinking") as spinner:
+        for piece in stream:
+            spinner.stop()
+            out.write(piece)
+            out.flush()
+    return str(stream.text)
+
+
+def ask(
+    *,
+    prompt: str | None,
+    provider: str | None,
+    model: str | None,
+    system: str | None,
+    no_stream: bool,
+    option: tuple[str, ...],
+    debug: bool,
+    continue_: bool,
+    cid: str | None,
+    no_log: bool,
+) -> None:
+    text = _read_prompt(prompt)
+    options = parse_options(option)
+    store = open_store(no_log)
+    conversation = Conversation(store, continue_, cid, provider, model, system)
+    out = sys.stdout
+    stream = None
+    try:
+        stream = conversation.ask(text, options)
+        with stream:
+            if no_stream:
+                from ._status import Spinner
+
+                with Spinner("thinking"):
+                    whole = "".join(stream)
+                out.write(whole)
+            else:
+                _print_stream(stream, out)
+        out.write("\n")
+        out.flush()
+    except ChatwireError as exc:
+        if debug:
+            raise
+        if stream is not None and stream.text and not no_stream:
+            out.write("\n")  # end the partial answer's line before the error
+            out.flush()
+        fail(str(exc))
+    except KeyboardInterrupt:
+        out.write("\n")
+        out.flush()
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        # The reader went away (``| head``); stop quietly, without a traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(EXIT_ERROR) from None
+
+
+def chat(
+    *,
+    provider: str | None,
+    model: str | None,
+    system: str | None,
+    option: tuple[str, ...],
+    debug: bool,
+    continue_: bool,
+    cid: str | None,
+    no_log: bool,
+) -> None:
+    """An interactive chat: Ctrl-C stops an answer, Ctrl-D or ``exit`` leaves."""
+    import contextlib
+
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (line editing and history for input())
+
+    options = parse_options(option)
+    store = open_store(no_log)
+    conversation = Conversation(store, continue_, cid, provider, model, system)
+    err = sys.stderr
+    err.write(
+        f"chatwire chat (conversation {conversation.cid}): Ctrl-C stops an answer, "
+        "Ctrl-D or 'exit' leaves.\n"
+    )
+    if conversation.messages:
+        err.write(f"continuing after {len(conversation.messages)} messages\n")
+    err.flush()
+    out = sys.stdout
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            out.write("\n")
+            return
+        except KeyboardInterrupt:
+            out.write("\n")
+            continue
+        if line.strip() in ("exit", "quit"):
+            return
+        if not line.strip():
+            continue
+        try:
+            stream = conversation.ask(line, options)
+        except ChatwireError as exc:
+            if debug:
+                raise
+            err.write(f"chatwire: error: {exc}\n")
+            continue
+        try:
+            with stream:
+                _print_stream(stream, out)
+            out.write("\n")
+        except KeyboardInterrupt:
+            stream.close()
+            out.write("\n")
+            err.write("[answer stopped]\n")
+        except ChatwireError as exc:
+            if debug:
+                raise
+            out.write("\n")
+            err.write(f"chatwire: error: {exc}\n")
+        out.flush()
+        conversation.answered(stream.text)

@@ -1,0 +1,120 @@
+"""``chatwire serve``, ``chatwire providers`` and ``chatwire logs``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ._cli_ask import fail, open_store
+from ._errors import ChatwireError
+
+
+def serve(
+    host: str,
+    port: int,
+    provider: str,
+    api_key: str | None,
+    options: dict[str, Any],
+    max_body: int,
+    no_log: bool,
+) -> None:
+    import uvicorn
+
+    from .server import create_app
+
+    try:
+        app = create_app(
+            provider, api_key=api_key, options=options, max_body=max_body,
+            store=open_store(no_log),
+        )  # fmt: skip
+    except ChatwireError as exc:
+        fail(str(exc))
+    _raise_open_file_limit()
+    shown_host = f"[{host}]" if ":" in host else host
+    sys.stderr.write(f"chatwire gateway on http://{shown_host}:{port} (providers: {provider})\n")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _raise_open_file_limit() -> None:
+    # Each streamed request holds two sockets (client and upstream); the usual
+    # soft limit of 1024 would cap a gateway near 500 concurrent streams.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def providers_table() -> None:
+    from . import providers
+
+    rows = [("name", "url", "models", "stream", "auth", "working")]
+    for name in providers.names():
+        try:
+            module = providers.get(name)
+        except ChatwireError as exc:
+            rows.append((name, f"(cannot load: {exc})", "", "", "", "no"))
+            continue
+        models = ", ".join(module.model) or "(any)"
+        if getattr(module, "accepts_any_model", False) and module.model:
+            models += " (or any)"
+        rows.append(
+            (
+                name,
+                module.url,
+                models,
+                _yes(module.supports_stream),
+                _yes(module.needs_auth),
+                _yes(getattr(module, "working", True)),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+def _yes(flag: object) -> str:
+    return "yes" if flag else "no"
+
+
+def logs(count: int, cid: str | None, as_json: bool, query: str | None) -> None:
+    """Recent exchanges, one conversation, or a full-text search."""
+    from .store import Store
+
+    store = Store()
+    if not store.path.exists():
+        fail(f"no log yet at {store.path}")
+    try:
+        if query:
+            exchanges = store.search(query, count)
+        elif cid:
+            exchanges = store.conversation(cid)
+        else:
+            exchanges = store.recent(count)
+    except Exception as exc:  # sqlite3 errors: a damaged or locked file
+        fail(f"cannot read {store.path}: {exc}")
+    if as_json:
+        json.dump([e.to_json() for e in exchanges], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return
+    for exchange in exchanges:
+        took = f"{exchange.total_seconds:.1f}s" if exchange.total_seconds is not None else "-"
+        status = exchange.status.upper() if exchange.status != "complete" else "complete"
+        sys.stdout.write(
+            f"## {exchange.started_at}  conversation {exchange.conversation_id}  "
+            f"{exchange.provider}/{exchange.model}  {status}  {took}\n"
+        )
+        sys.stdout.write(f"> {exchange.prompt}\n")
+        sys.stdout.write(exchange.response.rstrip() + "\n")
+        if exchange.error:
+            sys.stdout.write(f"[{exchange.status}: {exchange.error}]\n")
+        sys.stdout.write("\n")
+
+
+def logs_path() -> None:
+    from .store import default_path
+
+    sys.stdout.write(f"{default_path()}\n")

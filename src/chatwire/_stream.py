@@ -1,0 +1,190 @@
+"""``Stream`` and ``AsyncStream``: an answer's text, piece by piece.
+
+Both keep every piece received (``text``), what the provider reported
+(``meta``), and close their connection on ``close()``/``aclose()``, on
+leaving a ``with`` block, and when dropped. When the caller asked for a log,
+the exchange is written exactly once, when the stream ends in any way:
+``complete`` at its natural end, ``interrupted`` when it broke after some
+text or was stopped, ``error`` when it failed before any text.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AsyncStream", "Stream"]
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import Recorder
+
+
+class _Stopped(Exception):
+    """Stands for "the caller stopped the stream" in the log."""
+
+    def __str__(self) -> str:
+        return "stopped before the end"
+
+
+class _Pieces:
+    """What both stream kinds share: the pieces so far, the metadata, the log."""
+
+    __slots__ = (
+        "_finished",
+        "_pieces",
+        "_recorder",
+        "conversation_id",
+        "meta",
+        "model",
+        "provider",
+    )
+
+    def __init__(
+        self,
+        iterator: object,
+        provider: str,
+        model: str,
+        recorder: Recorder | None,
+        conversation_id: str | None,
+    ) -> None:
+        self._pieces: list[str] = []
+        self._recorder = recorder
+        self._finished = False
+        self.provider = provider
+        self.model = model
+        self.conversation_id = conversation_id
+        # Filled in by the provider as the answer arrives (usage, finish_reason).
+        self.meta: dict[str, Any] = getattr(iterator, "meta", {})
+
+    @property
+    def text(self) -> str:
+        """Every piece received so far, joined."""
+        return "".join(self._pieces)
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._recorder is not None:
+            from .store import status_of
+
+            text = self.text
+            self._recorder.finish(text, status_of(error, text), error, self.meta)
+
+    def _first_piece(self) -> None:
+        if self._recorder is not None:
+            self._recorder.first_piece()
+
+    def __del__(self) -> None:
+        # Dropped without reaching an end: still log what was received.
+        if not self._finished and self._recorder is not None:
+            with suppress(Exception):  # nothing may escape a finaliser
+                self._finish(_Stopped())
+
+
+class Stream(_Pieces):
+    """The text of an answer, piece by piece, as it arrives."""
+
+    __slots__ = ("_iterator", "_next")
+
+    def __init__(
+        self,
+        iterator: Iterable[str],
+        provider: str,
+        model: str,
+        recorder: Recorder | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        super().__init__(iterator, provider, model, recorder, conversation_id)
+        self._iterator = iterator
+        self._next = iter(iterator).__next__
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            piece = self._next()
+        except StopIteration:
+            self._finish(None)
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        if not self._pieces:
+            self._first_piece()
+        self._pieces.append(piece)
+        return piece
+
+    def close(self) -> None:
+        """Stop the answer and close its connection. Safe to call twice."""
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            close()
+        self._finish(_Stopped())
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncStream(_Pieces):
+    """The async twin of ``Stream``."""
+
+    __slots__ = ("_anext", "_iterator")
+
+    def __init__(
+        self,
+        iterator: AsyncIterator[str],
+        provider: str,
+        model: str,
+        recorder: Recorder | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        super().__init__(iterator, provider, model, recorder, conversation_id)
+        self._iterator = iterator
+        self._anext = aiter(iterator).__anext__
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            piece = await self._anext()
+        except StopAsyncIteration:
+            self._finish(None)
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        if not self._pieces:
+            self._first_piece()
+        self._pieces.append(piece)
+        return piece
+
+    async def aclose(self) -> None:
+        """Stop the answer and close its connection. Safe to call twice."""
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        self._finish(_Stopped())
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,202 @@
+"""The conversation log: a real SQLite file, written by real exchanges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import chatwire
+from chatwire.store import SCHEMA_VERSION, Exchange, Store
+from tests.servers import ThreadedServer, refused_url
+
+USER = [{"role": "user", "content": "tell me about the sea"}]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "logs.db")
+
+
+def ask(server_url: str, store: Store, **kwargs: object) -> chatwire.Stream:
+    return chatwire.ChatCompletion.create(
+        messages=USER, provider="forefront", stream=True, base_url=server_url, store=store,
+        **kwargs,
+    )  # fmt: skip
+
+
+def test_complete_exchange_is_logged(server: ThreadedServer, store: Store) -> None:
+    stream = ask(server.url("/free-chat"), store, conversation_id="conv-1")
+    assert "".join(stream) == "Hello, world!"
+    (exchange,) = store.recent()
+    assert exchange.status == "complete"
+    assert exchange.response == "Hello, world!"
+    assert (exchange.provider, exchange.model) == ("forefront", "gpt-3.5-turbo")
+    assert exchange.messages == USER
+    assert exchange.conversation_id == "conv-1"
+    assert exchange.error is None
+    assert exchange.first_token_seconds is not None
+    assert exchange.total_seconds is not None
+    assert exchange.total_seconds >= exchange.first_token_seconds >= 0
+
+
+def test_whole_text_call_is_logged(server: ThreadedServer, store: Store) -> None:
+    text = chatwire.ChatCompletion.create(
+        messages=USER, provider="forefront", base_url=server.url("/free-chat"), store=store
+    )
+    assert store.recent()[0].response == text == "Hello, world!"
+
+
+def test_broken_stream_keeps_the_partial_text(server: ThreadedServer, store: Store) -> None:
+    with pytest.raises(chatwire.StreamInterrupted):
+        list(ask(server.url("/drop"), store))
+    (exchange,) = store.recent()
+    assert exchange.status == "interrupted"
+    assert exchange.response == "partial answer"
+    assert exchange.error is not None
+    assert "connection lost" in exchange.error
+
+
+def test_stopped_stream_is_interrupted(server: ThreadedServer, store: Store) -> None:
+    stream = ask(server.url("/endless"), store)
+    first, second = next(stream), next(stream)
+    stream.close()
+    (exchange,) = store.recent()
+    assert exchange.status == "interrupted"
+    assert exchange.response == first + second
+    assert exchange.error == "stopped before the end"
+
+
+def test_dropped_stream_is_still_logged(server: ThreadedServer, store: Store) -> None:
+    stream = ask(server.url("/endless"), store)
+    piece = next(stream)
+    del stream
+    (exchange,) = store.recent()
+    assert (exchange.status, exchange.response) == ("interrupted", piece)
+
+
+def test_failure_before_any_text_is_an_error(store: Store) -> None:
+    with pytest.raises(chatwire.ProviderUnreachable):
+        list(ask(refused_url(), store))
+    (exchange,) = store.recent()
+    assert (exchange.status, exchange.response) == ("error", "")
+    assert exchange.error is not None
+    assert "cannot connect" in exchange.error
+
+
+def test_async_exchanges_are_logged(server: ThreadedServer, store: Store) -> None:
+    async def main() -> None:
+        stream = await chatwire.ChatCompletion.acreate(
+            messages=USER, provider="forefront", stream=True, store=store,
+            base_url=server.url("/free-chat"),
+        )  # fmt: skip
+        assert "".join([piece async for piece in stream]) == "Hello, world!"
+        cut = await chatwire.ChatCompletion.acreate(
+            messages=USER, provider="forefront", stream=True, store=store,
+            base_url=server.url("/endless"),
+        )  # fmt: skip
+        await cut.__anext__()
+        await cut.aclose()
+
+    asyncio.run(main())
+    statuses = [exchange.status for exchange in store.recent()]
+    assert statuses == ["complete", "interrupted"]
+
+
+def test_library_logs_only_when_asked(server: ThreadedServer, chatwire_home: Path) -> None:
+    default = Store(chatwire_home / "logs.db")
+    before = len(default.recent(1000)) if default.path.exists() else 0
+    chatwire.ChatCompletion.create(
+        messages=USER, provider="forefront", base_url=server.url("/free-chat")
+    )
+    assert (len(default.recent(1000)) if default.path.exists() else 0) == before
+    chatwire.ChatCompletion.create(
+        messages=USER, provider="forefront", base_url=server.url("/free-chat"), log=True
+    )
+    assert len(default.recent(1000)) == before + 1
+
+
+def test_search_history_and_conversations(store: Store) -> None:
+    store.record(Exchange("a", "p", "m", USER, response="The sea is salty and deep."))
+    store.record(Exchange("b", "p", "m", [{"role": "user", "content": "mountains?"}],
+                          response="Tall and cold."))  # fmt: skip
+    follow_up = [*USER, {"role": "assistant", "content": "The sea is salty and deep."},
+                 {"role": "user", "content": "why salty?"}]  # fmt: skip
+    store.record(Exchange("a", "p", "m", follow_up, response="Rivers carry minerals."))
+    assert {e.response for e in store.search("salty")} == {
+        "The sea is salty and deep.", "Rivers carry minerals."  # in a prompt, or an answer
+    }  # fmt: skip
+    assert [e.response for e in store.search("deep")] == ["The sea is salty and deep."]
+    assert {e.conversation_id for e in store.search("cold mountains")} == {"b"}
+    assert store.search('"; DROP TABLE exchanges; --') == []
+    assert store.latest_conversation_id() == "a"
+    assert store.history("a") == [*follow_up, {"role": "assistant",
+                                              "content": "Rivers carry minerals."}]  # fmt: skip
+    assert [(c["id"], c["title"], c["exchanges"]) for c in store.conversations()] == [
+        ("a", "tell me about the sea", 2), ("b", "mountains?", 1)
+    ]  # fmt: skip
+
+
+def test_migrates_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with Store(path) as store:
+        assert store.recent() == []
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchone() == (
+            SCHEMA_VERSION,
+        )
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_refuses_a_log_from_a_newer_chatwire(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version VALUES (999)")
+    with pytest.raises(chatwire.InvalidRequest, match="newer chatwire"):
+        Store(path).recent()
+
+
+def test_a_reader_in_another_process_while_writing(store: Store) -> None:
+    store.recent()  # create the file and schema
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            from chatwire.store import Exchange, Store
+            store = Store({str(store.path)!r})
+            for n in range(300):
+                store.record(Exchange("w", "p", "m", [{{"role": "user", "content": str(n)}}],
+                                      response="answer " + str(n)))
+        """)],
+    )  # fmt: skip
+    seen: list[int] = []
+    while writer.poll() is None:
+        seen.append(len(store.recent(1000)))
+    assert writer.wait() == 0
+    assert seen == sorted(seen)  # every read saw a consistent, growing log
+    assert len(store.recent(1000)) == 300
+
+
+def test_a_locked_database_does_not_break_the_answer(
+    server: ThreadedServer, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.recent()
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with caplog.at_level(logging.WARNING, logger="chatwire"):
+            first = "".join(ask(server.url("/free-chat"), store))
+            second = "".join(ask(server.url("/free-chat"), store))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert first == second == "Hello, world!"
+    warnings = [r for r in caplog.records if "could not write the conversation log" in r.message]
+    assert len(warnings) == 1  # reported once, not per exchange
+    assert "locked" in warnings[0].getMessage()
