@@ -14,6 +14,13 @@ def server_app() -> ScriptedServer:
     return ScriptedServer()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_script(server_app: ScriptedServer) -> None:
+    """Each test starts with the scripted server's default answer and no requests."""
+    server_app.pieces = ["Hello", ", ", "world", "!"]
+    server_app.requests.clear()
+
+
 @pytest.fixture(scope="session")
 def server(server_app: ScriptedServer) -> Iterator[ThreadedServer]:
     with ThreadedServer(server_app) as running:

@@ -230,25 +230,24 @@ def chat(
             return
         if not line.strip():
             continue
+        stream = None
         try:
             stream = conversation.ask(line, options)
-        except ChatwireError as exc:
-            if debug:
-                raise
-            err.write(f"chatwire: error: {exc}\n")
-            continue
-        try:
             with stream:
                 _print_stream(stream, out)
             out.write("\n")
         except KeyboardInterrupt:
-            stream.close()
+            if stream is not None:
+                stream.close()
             out.write("\n")
             err.write("[answer stopped]\n")
         except ChatwireError as exc:
             if debug:
                 raise
-            out.write("\n")
+            if stream is not None and stream.text:
+                out.write("\n")
             err.write(f"chatwire: error: {exc}\n")
         out.flush()
-        conversation.answered(stream.text)
+        err.flush()
+        if stream is not None:
+            conversation.answered(stream.text)
