@@ -141,10 +141,11 @@ def measure(streams: int, tokens: int, interval: float, ramp: float) -> dict[str
     try:
         wait_for_port(upstream_port, upstream)
         wait_for_port(gateway_port, gateway)
-        # Warm both paths (imports, first connections) so the run measures steady state.
-        asyncio.run(run_level(upstream_port, "/v1/chat/completions", 5, tokens, 0.1))
-        asyncio.run(run_level(gateway_port, "/v1/chat/completions", 5, tokens, 0.1))
         path = "/v1/chat/completions"
+        # Warm both paths at the same load (imports, pooled upstream connections),
+        # so the timed run measures a gateway in its steady state.
+        asyncio.run(run_level(upstream_port, path, streams, tokens, ramp))
+        asyncio.run(run_level(gateway_port, path, streams, tokens, ramp))
         direct = asyncio.run(run_level(upstream_port, path, streams, tokens, ramp))
         before = cpu_seconds(gateway.pid)
         through = asyncio.run(run_level(gateway_port, path, streams, tokens, ramp))

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 # Below the 5 s idle timeout common in servers (uvicorn, nginx), so a pooled
 # connection is rarely reused just as the server closes it.
 KEEPALIVE_SECONDS = 4.0
+# Few idle connections are kept: httpcore scans its whole pool on every request
+# and release; measured with bench/gateway.py, 256 kept made 100 streams far
+# slower than 64 (the scan costs more than an occasional reconnect).
+MAX_IDLE_CONNECTIONS = 64
 
 _lock = threading.Lock()
 _sync: dict[int, httpx.Client] = {}
@@ -57,7 +61,9 @@ def _settings() -> dict[str, Any]:
         "verify": _ssl_context(),
         "trust_env": _proxies_in_environment(),
         "limits": httpx.Limits(
-            max_connections=None, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_SECONDS
+            max_connections=None,
+            max_keepalive_connections=MAX_IDLE_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_SECONDS,
         ),
     }
 

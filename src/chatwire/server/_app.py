@@ -24,7 +24,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import providers
@@ -35,6 +35,7 @@ from ..providers._base import short_name
 
 if TYPE_CHECKING:
     from ..store import Store
+from ._event_stream import EventStream
 from ._pages import log_routes, page_routes
 from ._wire import (
     ApiError,
@@ -246,9 +247,7 @@ def create_app(
         headers = {CONVERSATION_HEADER: cid} if cid else {}
         if chat.stream:
             events = _chat_events(stream, first, ChunkEncoder(name), chat.include_usage)
-            return StreamingResponse(
-                events, media_type="text/event-stream", headers={**_SSE_HEADERS, **headers}
-            )
+            return EventStream(events, headers={**_SSE_HEADERS, **headers})
         pieces = [] if first is None else [first]
         try:
             pieces += [piece async for piece in stream]
@@ -269,9 +268,7 @@ def create_app(
         options = gateway.options_for(module, {})
         cid = gateway.conversation_id(request)
         stream, first = await gateway.open(module, None, messages, options, cid)
-        return StreamingResponse(
-            _free_chat_events(stream, first), media_type="text/event-stream", headers=_SSE_HEADERS
-        )
+        return EventStream(_free_chat_events(stream, first), headers=_SSE_HEADERS)
 
     async def models(request: Request) -> Response:
         gateway.authorize(request)
