@@ -19,6 +19,7 @@ def _fresh_script(server_app: ScriptedServer) -> None:
     """Each test starts with the scripted server's default answer and no requests."""
     server_app.pieces = ["Hello", ", ", "world", "!"]
     server_app.requests.clear()
+    server_app.hits.clear()
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,7 @@ class ScriptedServer:
     requests: list[Recorded] = field(default_factory=list)
     events_sent_after_disconnect: int = 0
     disconnects: int = 0
+    hits: dict[str, int] = field(default_factory=dict)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,6 +137,28 @@ class ScriptedServer:
         watcher.cancel()
 
     # -- faults ---------------------------------------------------------
+
+    def _hit(self, route: str) -> int:
+        """How many times ``route`` was asked before this request."""
+        seen = self.hits.get(route, 0)
+        self.hits[route] = seen + 1
+        return seen
+
+    async def route_flaky(self, receive: Receive, send: Send) -> None:
+        """503 for the first two requests, then a normal answer."""
+        if self._hit("flaky") < 2:
+            await self._respond(send, 503, b'{"error": {"message": "warming up"}}')
+        else:
+            await self.route_free_chat(receive, send)
+
+    async def route_rate_limited_once(self, receive: Receive, send: Send) -> None:
+        if self._hit("rate_limited_once") < 1:
+            await self._respond(send, 429, b"wait", [(b"retry-after", b"0.05")])
+        else:
+            await self.route_free_chat(receive, send)
+
+    async def route_unauthorized(self, receive: Receive, send: Send) -> None:
+        await self._respond(send, 401, b'{"error": {"message": "bad key"}}')
 
     async def route_error_500(self, receive: Receive, send: Send) -> None:
         await self._respond(send, 500, b'{"error": {"message": "the model fell over"}}')

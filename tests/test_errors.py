@@ -26,8 +26,9 @@ USER = [{"role": "user", "content": "hi"}]
 
 def collect_sync(url: str, **options: Any) -> list[str]:
     pieces: list[str] = []
+    # No retries: each test here is about the error itself (retries: test_fallback.py).
     stream = chatwire.ChatCompletion.create(
-        messages=USER, provider="forefront", stream=True, base_url=url, **options
+        messages=USER, provider="forefront", stream=True, base_url=url, max_retries=0, **options
     )
     for piece in stream:
         pieces.append(piece)
@@ -37,8 +38,9 @@ def collect_sync(url: str, **options: Any) -> list[str]:
 def collect_async(url: str, **options: Any) -> list[str]:
     async def main() -> list[str]:
         stream = await chatwire.ChatCompletion.acreate(
-            messages=USER, provider="forefront", stream=True, base_url=url, **options
-        )
+            messages=USER, provider="forefront", stream=True, base_url=url, max_retries=0,
+            **options,
+        )  # fmt: skip
         return [piece async for piece in stream]
 
     return asyncio.run(main())

@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 from . import providers
 from ._client import ChatCompletion
 from ._errors import (
+    AllProvidersFailed,
     ChatwireError,
     InvalidRequest,
     ProtocolError,
@@ -25,6 +26,7 @@ from ._errors import (
 from ._stream import AsyncStream, Stream
 
 __all__ = [
+    "AllProvidersFailed",
     "AsyncStream",
     "ChatCompletion",
     "ChatwireError",

@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from . import providers
 from ._errors import InvalidRequest
+from ._fallback import DEFAULT_MAX_RETRIES, AsyncFallbackReply, FallbackReply, Plan, make_plans
 from ._stream import AsyncStream, Stream
-from .providers._base import prepare, short_name
 
 if TYPE_CHECKING:
     from .store import Recorder, Store
@@ -75,48 +74,60 @@ async def _in_thread(iterator: Iterator[str]) -> AsyncIterator[str]:
             await asyncio.to_thread(close)
 
 
-_LOG_KEYWORDS = ("log", "store", "conversation_id")
+_OWN_KEYWORDS = ("log", "store", "conversation_id", "max_retries")
 
 
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Separate chatwire's own keywords (logging) from the provider's options."""
-    ours = {name: options.pop(name) for name in _LOG_KEYWORDS if name in options}
+    """Separate chatwire's own keywords (logging, retries) from the providers' options."""
+    ours = {name: options.pop(name) for name in _OWN_KEYWORDS if name in options}
+    retries = ours.get("max_retries", DEFAULT_MAX_RETRIES)
+    if retries is None:
+        retries = DEFAULT_MAX_RETRIES
+    if isinstance(retries, str) and retries.isdigit():
+        retries = int(retries)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidRequest(f"max_retries must be a whole number >= 0, got {retries!r}")
+    ours["max_retries"] = retries
     return ours, options
+
+
+def _prepared(
+    provider: object, model: str | None, messages: object, options: dict[str, Any]
+) -> tuple[list[Plan], dict[str, Any], Recorder | None, str | None]:
+    ours, options = _split(options)
+    plans = make_plans(provider, model, messages, options)
+    first = plans[0]
+    recorder, cid = _recorder(
+        bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
+        first.name, first.model, first.messages,
+    )  # fmt: skip
+    return plans, ours, recorder, cid
+
+
+def async_pieces(plan: Plan, stream: bool) -> AsyncIterator[str]:
+    """A provider's async answer, or its sync one driven from a worker thread."""
+    create = getattr(plan.module, "_create_async_completion", None)
+    if create is not None:
+        pieces: AsyncIterator[str] = create(plan.model, plan.messages, stream, **plan.options)
+        return pieces
+    sync = plan.module._create_completion(plan.model, plan.messages, stream, **plan.options)
+    return _in_thread(iter(sync))
 
 
 def _open_sync(
     provider: object, model: str | None, messages: object, stream: bool, options: dict[str, Any]
 ) -> Stream:
-    ours, options = _split(options)
-    module = providers.resolve(provider)
-    checked_model, checked_messages, checked_options = prepare(module, model, messages, options)
-    name = short_name(module.__name__)
-    recorder, cid = _recorder(
-        bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
-        name, checked_model, checked_messages,
-    )  # fmt: skip
-    pieces = module._create_completion(checked_model, checked_messages, stream, **checked_options)
-    return Stream(pieces, name, checked_model, recorder, cid)
+    plans, ours, recorder, cid = _prepared(provider, model, messages, options)
+    reply = FallbackReply(plans, stream, ours["max_retries"])
+    return Stream(reply, reply.provider, reply.model, recorder, cid)
 
 
 def _open_async(
     provider: object, model: str | None, messages: object, stream: bool, options: dict[str, Any]
 ) -> AsyncStream:
-    ours, options = _split(options)
-    module: ModuleType = providers.resolve(provider)
-    checked_model, checked_messages, checked_options = prepare(module, model, messages, options)
-    name = short_name(module.__name__)
-    recorder, cid = _recorder(
-        bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
-        name, checked_model, checked_messages,
-    )  # fmt: skip
-    create = getattr(module, "_create_async_completion", None)
-    if create is not None:
-        pieces = create(checked_model, checked_messages, stream, **checked_options)
-    else:
-        sync = module._create_completion(checked_model, checked_messages, stream, **checked_options)
-        pieces = _in_thread(iter(sync))
-    return AsyncStream(pieces, name, checked_model, recorder, cid)
+    plans, ours, recorder, cid = _prepared(provider, model, messages, options)
+    reply = AsyncFallbackReply(plans, stream, ours["max_retries"])
+    return AsyncStream(reply, reply.provider, reply.model, recorder, cid)
 
 
 class ChatCompletion:
@@ -155,9 +166,11 @@ class ChatCompletion:
 
         Returns the whole text, or with ``stream=True`` a ``Stream`` of pieces.
         Unknown keywords, bad messages and unknown models raise
-        ``InvalidRequest`` here, before any I/O. ``log=True`` (or
-        ``store=Store(...)``) writes the exchange to the conversation log,
-        under ``conversation_id`` when given.
+        ``InvalidRequest`` here, before any I/O. ``provider`` may list several
+        providers (``["a", "b"]`` or ``"a,b"``) to fall back on in order;
+        ``max_retries`` (default 2) bounds retries of transient failures
+        before the first piece. ``log=True`` (or ``store=Store(...)``) writes
+        the exchange to the conversation log, under ``conversation_id``.
         """
         opened = _open_sync(provider, model, messages, stream, kwargs)
         if stream:

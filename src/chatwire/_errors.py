@@ -6,6 +6,9 @@ Every error chatwire raises on purpose derives from ``ChatwireError``::
     ├── InvalidRequest          bad input, raised before any network I/O;
     │                           names the message index and field, the
     │                           option, the model or the provider at fault
+    ├── AllProvidersFailed      every provider of a fallback list failed
+    │                           before any text; ``.errors`` pairs each
+    │                           provider's name with its own error
     └── ProviderError           a provider failed; carries ``.provider``,
         │                       ``.url`` and ``.partial`` (text already
         │                       received, "" when none)
@@ -27,6 +30,7 @@ catch ``ValueError`` keep working.
 from __future__ import annotations
 
 __all__ = [
+    "AllProvidersFailed",
     "ChatwireError",
     "InvalidRequest",
     "ProtocolError",
@@ -44,6 +48,15 @@ class ChatwireError(Exception):
 
 class InvalidRequest(ChatwireError, ValueError):
     """The request is malformed; nothing was sent."""
+
+
+class AllProvidersFailed(ChatwireError):
+    """Every provider tried failed before yielding any text."""
+
+    def __init__(self, errors: list[tuple[str, ProviderError]]) -> None:
+        self.errors = errors
+        reasons = "; ".join(f"{name}: {error}" for name, error in errors)
+        super().__init__(f"all {len(errors)} providers failed: {reasons}")
 
 
 class ProviderError(ChatwireError):

@@ -74,7 +74,13 @@ class _Pieces:
             self._recorder.finish(text, status_of(error, text), error, self.meta)
 
     def _first_piece(self) -> None:
+        # With a fallback list, the provider that answered is known now.
+        source = getattr(self, "_iterator", None)
+        self.provider = getattr(source, "provider", self.provider)
+        self.model = getattr(source, "model", self.model)
         if self._recorder is not None:
+            self._recorder.exchange.provider = self.provider
+            self._recorder.exchange.model = self.model
             self._recorder.first_piece()
 
     def __del__(self) -> None:

@@ -7,7 +7,17 @@ point group, each entry naming a module that follows the same contract.
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN", "DEFAULT", "forefront", "get", "local", "names", "openai", "resolve"]
+__all__ = [
+    "BUILTIN",
+    "DEFAULT",
+    "forefront",
+    "get",
+    "local",
+    "names",
+    "openai",
+    "resolve",
+    "resolve_all",
+]
 
 import importlib
 from types import ModuleType
@@ -57,6 +67,17 @@ def resolve(provider: object) -> ModuleType:
     raise InvalidRequest(
         f"provider must be a provider module or its name, got {type(provider).__name__}"
     )
+
+
+def resolve_all(provider: object) -> list[ModuleType]:
+    """The providers to try, in order: a list, ``"a,b,c"``, one provider, or ``None``."""
+    if isinstance(provider, str) and "," in provider:
+        provider = [name for name in provider.split(",") if name.strip()]
+    if isinstance(provider, (list, tuple)):
+        if not provider:
+            raise InvalidRequest("the list of providers is empty")
+        return [resolve(entry) for entry in provider]
+    return [resolve(provider)]
 
 
 def _checked(module: object, name: str) -> ModuleType:

@@ -1,0 +1,297 @@
+"""Retries and fallback: how one request finds a provider that answers.
+
+A request names one provider or several (a list, or ``"a,b,c"``). Each is
+tried in order until one yields its first piece of text. Before that first
+piece, failures that may pass (no connection, a timeout, HTTP 408, 429 and
+5xx) are retried with exponential backoff and jitter, honouring
+``Retry-After``; other failures move on to the next provider at once. Once
+text has been yielded the provider is never switched, so an answer is never
+spliced from two sources: a later failure raises ``StreamInterrupted`` with
+the text so far. When every provider fails, ``AllProvidersFailed`` names
+each one and its error. Retries and fallbacks are logged at debug level on
+the ``chatwire`` logger.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AsyncFallbackReply", "FallbackReply", "Plan", "make_plans"]
+
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from types import ModuleType
+from typing import Any
+
+from . import providers
+from ._errors import (
+    AllProvidersFailed,
+    InvalidRequest,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+    ProviderUnreachable,
+    StreamInterrupted,
+)
+from ._validate import check_messages
+from .providers._base import prepare, short_name
+
+logger = logging.getLogger("chatwire")
+
+DEFAULT_MAX_RETRIES = 2
+BACKOFF_BASE_SECONDS = 0.25
+BACKOFF_CAP_SECONDS = 4.0
+RETRY_AFTER_CAP_SECONDS = 20.0
+_RETRIED_STATUSES = frozenset({408, 429})
+
+
+class Plan:
+    """One provider, with the request checked against it."""
+
+    __slots__ = ("messages", "model", "module", "name", "options")
+
+    def __init__(
+        self, module: ModuleType, model: str, messages: list[Any], options: dict[str, Any]
+    ) -> None:
+        self.module = module
+        self.name = short_name(module.__name__)
+        self.model = model
+        self.messages = messages
+        self.options = options
+
+
+def make_plans(
+    provider: object, model: str | None, messages: object, options: Mapping[str, Any]
+) -> list[Plan]:
+    """Check the request against each provider named, before any I/O."""
+    candidates = providers.resolve_all(provider)
+    if len(candidates) == 1:
+        module = candidates[0]
+        return [Plan(module, *prepare(module, model, messages, options))]
+    check_messages(messages)
+    known = {name for module in candidates for name in getattr(module, "options", {})}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidRequest(f"no provider in the list accepts option {unknown[0]!r}")
+    plans: list[Plan] = []
+    reasons: list[str] = []
+    for module in candidates:
+        name = short_name(module.__name__)
+        if not getattr(module, "working", True):
+            reasons.append(f"{name}: marked not working")
+            continue
+        accepted = getattr(module, "options", {})
+        mine = {key: value for key, value in options.items() if key in accepted}
+        try:
+            plans.append(Plan(module, *prepare(module, model, messages, mine)))
+        except InvalidRequest as exc:
+            reasons.append(f"{name}: {exc}")
+    if not plans:
+        raise InvalidRequest("no provider in the list can take this request: " + "; ".join(reasons))
+    return plans
+
+
+def retry_delay(error: ProviderError, attempt: int, max_retries: int) -> float | None:
+    """Seconds to wait before retrying after ``error``, or ``None``: do not retry."""
+    if attempt >= max_retries:
+        return None
+    if isinstance(error, ProviderHTTPError):
+        if error.status_code not in _RETRIED_STATUSES and error.status_code < 500:
+            return None
+        if error.retry_after is not None:
+            return min(float(error.retry_after), RETRY_AFTER_CAP_SECONDS)
+    elif isinstance(error, StreamInterrupted):
+        if error.partial:
+            return None
+    elif not isinstance(error, (ProviderUnreachable, ProviderTimeout)):
+        return None
+    backoff: float = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**attempt)
+    return backoff * random.uniform(0.5, 1.5)
+
+
+def _after_text(error: ProviderError, switching: bool) -> ProviderError:
+    """A failure once text has been yielded: with several providers, an interruption."""
+    if not switching or isinstance(error, StreamInterrupted):
+        return error
+    interrupted = StreamInterrupted(
+        error.message, provider=error.provider, url=error.url, partial=error.partial
+    )
+    interrupted.__cause__ = error
+    return interrupted
+
+
+def _give_up(
+    plans: list[Plan], errors: list[tuple[str, ProviderError]]
+) -> ProviderError | AllProvidersFailed:
+    if len(plans) == 1:
+        return errors[0][1]
+    return AllProvidersFailed(errors)
+
+
+def _close(reply: object) -> None:
+    close = getattr(reply, "close", None)
+    if close is not None:
+        close()
+
+
+class _Answering:
+    """Who is answering, and what they reported. Shared by a reply and its
+    generator; it holds no reference back, so dropping the reply frees the
+    generator at once (and with it, the connection)."""
+
+    __slots__ = ("meta", "model", "provider")
+
+    def __init__(self, plan: Plan) -> None:
+        self.meta: dict[str, Any] = {}
+        self.provider = plan.name
+        self.model = plan.model
+
+
+class FallbackReply:
+    """The pieces of the first provider that answers; ``meta``, ``provider`` and
+    ``model`` are that provider's."""
+
+    __slots__ = ("_answering", "_pieces")
+
+    def __init__(self, plans: list[Plan], stream: bool, max_retries: int) -> None:
+        self._answering = _Answering(plans[0])
+        self._pieces = _run_sync(plans, stream, max_retries, self._answering)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._answering.meta
+
+    @property
+    def provider(self) -> str:
+        return self._answering.provider
+
+    @property
+    def model(self) -> str:
+        return self._answering.model
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        self._pieces.close()
+
+
+class AsyncFallbackReply:
+    """The async twin of ``FallbackReply``."""
+
+    __slots__ = ("_answering", "_pieces")
+
+    def __init__(self, plans: list[Plan], stream: bool, max_retries: int) -> None:
+        self._answering = _Answering(plans[0])
+        self._pieces = _run_async(plans, stream, max_retries, self._answering)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._answering.meta
+
+    @property
+    def provider(self) -> str:
+        return self._answering.provider
+
+    @property
+    def model(self) -> str:
+        return self._answering.model
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces
+
+    async def __anext__(self) -> str:
+        return await self._pieces.__anext__()
+
+    async def aclose(self) -> None:
+        await self._pieces.aclose()
+
+
+def _run_sync(
+    plans: list[Plan], stream: bool, max_retries: int, answering: _Answering
+) -> Generator[str, None, None]:
+    errors: list[tuple[str, ProviderError]] = []
+    switching = len(plans) > 1
+    for plan in plans:
+        answering.provider, answering.model = plan.name, plan.model
+        attempt = 0
+        while True:
+            reply = plan.module._create_completion(
+                plan.model, plan.messages, stream, **plan.options
+            )
+            pieces = iter(reply)
+            try:
+                first = next(pieces, None)
+            except ProviderError as exc:
+                _close(reply)
+                delay = retry_delay(exc, attempt, max_retries)
+                if delay is None:
+                    logger.debug("chatwire: %s failed: %s", plan.name, exc)
+                    errors.append((plan.name, exc))
+                    break
+                logger.debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
+                time.sleep(delay)
+                attempt += 1
+                continue
+            try:
+                if first is not None:
+                    yield first
+                    yield from pieces
+            except ProviderError as exc:
+                raise _after_text(exc, switching) from exc.__cause__
+            finally:
+                _close(reply)
+                answering.meta.update(getattr(reply, "meta", {}))
+            return
+    raise _give_up(plans, errors)
+
+
+async def _run_async(
+    plans: list[Plan], stream: bool, max_retries: int, answering: _Answering
+) -> AsyncGenerator[str, None]:
+    import asyncio
+
+    from ._client import async_pieces
+
+    errors: list[tuple[str, ProviderError]] = []
+    switching = len(plans) > 1
+    for plan in plans:
+        answering.provider, answering.model = plan.name, plan.model
+        attempt = 0
+        while True:
+            reply = async_pieces(plan, stream)
+            pieces = aiter(reply)
+            try:
+                first = await anext(pieces, None)
+            except ProviderError as exc:
+                await _aclose(reply)
+                delay = retry_delay(exc, attempt, max_retries)
+                if delay is None:
+                    logger.debug("chatwire: %s failed: %s", plan.name, exc)
+                    errors.append((plan.name, exc))
+                    break
+                logger.debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            try:
+                if first is not None:
+                    yield first
+                    async for piece in pieces:
+                        yield piece
+            except ProviderError as exc:
+                raise _after_text(exc, switching) from exc.__cause__
+            finally:
+                await _aclose(reply)
+                answering.meta.update(getattr(reply, "meta", {}))
+            return
+    raise _give_up(plans, errors)
+
+
+async def _aclose(reply: object) -> None:
+    aclose = getattr(reply, "aclose", None)
+    if aclose is not None:
+        await aclose()
