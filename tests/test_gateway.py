@@ -276,3 +276,48 @@ def test_client_disconnect_stops_local_generation(gateway: ThreadedServer) -> No
     settled = local.tokens_generated()
     asyncio.run(asyncio.sleep(0.3))
     assert local.tokens_generated() == settled
+
+
+# -- fallback and load limits ------------------------------------------------------------
+
+
+def test_gateway_falls_back_across_its_providers(
+    server: ThreadedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.servers import refused_url
+
+    monkeypatch.setenv("CHATWIRE_FOREFRONT_URL", refused_url())
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url("/openai/v1"))
+    with running(create_app("forefront,openai", options={"max_retries": "0"})) as gateway:
+        reply = httpx.post(
+            gateway.url("/v1/chat/completions"), json={"messages": QUESTION, "stream": True}
+        )
+        # Named explicitly, a provider is used alone: no fallback, a 502.
+        named = httpx.post(
+            gateway.url("/v1/chat/completions"), json={"messages": QUESTION, "model": "forefront"}
+        )
+    assert reply.status_code == 200
+    assert '"model": "openai/gpt-4o-mini"' in reply.text
+    assert "Hello" in reply.text
+    assert named.status_code == 502
+
+
+def test_requests_beyond_the_limit_get_429_at_once(server: ThreadedServer) -> None:
+    app = create_app("forefront", max_concurrent=2, options={"base_url": server.url("/endless")})
+    body = {"messages": QUESTION, "stream": True}
+    with running(app) as gateway, httpx.Client(timeout=30) as client:
+        url = gateway.url("/v1/chat/completions")
+        with (
+            client.stream("POST", url, json=body) as one,
+            client.stream("POST", url, json=body) as two,
+        ):
+            assert (one.status_code, two.status_code) == (200, 200)
+            refused = httpx.post(url, json=body)
+            assert refused.status_code == 429
+            assert refused.json()["error"]["type"] == "rate_limit_error"
+        # Both streams are gone: their places are free again.
+        for _ in range(500):
+            if gateway.wait_for_connections(0, within=0.01) == 0:
+                break
+        with client.stream("POST", url, json=body) as again:
+            assert again.status_code == 200

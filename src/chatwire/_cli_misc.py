@@ -18,6 +18,7 @@ def serve(
     options: dict[str, Any],
     max_body: int,
     no_log: bool,
+    max_concurrent: int,
 ) -> None:
     import uvicorn
 
@@ -26,7 +27,7 @@ def serve(
     try:
         app = create_app(
             provider, api_key=api_key, options=options, max_body=max_body,
-            store=open_store(no_log),
+            store=open_store(no_log), max_concurrent=max_concurrent,
         )  # fmt: skip
     except ChatwireError as exc:
         fail(str(exc))

@@ -12,7 +12,6 @@ from __future__ import annotations
 __all__ = ["ChatCompletion"]
 
 from collections.abc import AsyncIterator, Iterator
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._errors import InvalidRequest
@@ -20,7 +19,14 @@ from ._fallback import DEFAULT_MAX_RETRIES, AsyncFallbackReply, FallbackReply, P
 from ._stream import AsyncStream, Stream
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
+    from typing import TypeAlias
+
     from .store import Recorder, Store
+
+    # A provider, its name, several of either (tried in order), or None (the default).
+    ProviderSpec: TypeAlias = str | ModuleType | Sequence[str | ModuleType] | None
 
 
 def _recorder(
@@ -138,7 +144,7 @@ class ChatCompletion:
     def create(
         model: str | None = ...,
         messages: list[Any] | None = ...,
-        provider: str | ModuleType | None = ...,
+        provider: ProviderSpec = ...,
         stream: Literal[False] = ...,
         **kwargs: Any,
     ) -> str: ...
@@ -148,7 +154,7 @@ class ChatCompletion:
     def create(
         model: str | None = ...,
         messages: list[Any] | None = ...,
-        provider: str | ModuleType | None = ...,
+        provider: ProviderSpec = ...,
         *,
         stream: Literal[True],
         **kwargs: Any,
@@ -158,7 +164,7 @@ class ChatCompletion:
     def create(
         model: str | None = None,
         messages: list[Any] | None = None,
-        provider: str | ModuleType | None = None,
+        provider: ProviderSpec = None,
         stream: bool = False,
         **kwargs: Any,
     ) -> str | Stream:
@@ -183,7 +189,7 @@ class ChatCompletion:
     async def acreate(
         model: str | None = ...,
         messages: list[Any] | None = ...,
-        provider: str | ModuleType | None = ...,
+        provider: ProviderSpec = ...,
         stream: Literal[False] = ...,
         **kwargs: Any,
     ) -> str: ...
@@ -193,7 +199,7 @@ class ChatCompletion:
     async def acreate(
         model: str | None = ...,
         messages: list[Any] | None = ...,
-        provider: str | ModuleType | None = ...,
+        provider: ProviderSpec = ...,
         *,
         stream: Literal[True],
         **kwargs: Any,
@@ -203,7 +209,7 @@ class ChatCompletion:
     async def acreate(
         model: str | None = None,
         messages: list[Any] | None = None,
-        provider: str | ModuleType | None = None,
+        provider: ProviderSpec = None,
         stream: bool = False,
         **kwargs: Any,
     ) -> str | AsyncStream:

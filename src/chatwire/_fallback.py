@@ -16,8 +16,6 @@ from __future__ import annotations
 
 __all__ = ["AsyncFallbackReply", "FallbackReply", "Plan", "make_plans"]
 
-import logging
-import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from types import ModuleType
@@ -36,7 +34,14 @@ from ._errors import (
 from ._validate import check_messages
 from .providers._base import prepare, short_name
 
-logger = logging.getLogger("chatwire")
+
+def _debug(message: str, *args: object) -> None:
+    # ``logging`` is imported only when there is something to say: it is slow to
+    # import, and ``import chatwire`` is kept fast.
+    import logging
+
+    logging.getLogger("chatwire").debug(message, *args)
+
 
 DEFAULT_MAX_RETRIES = 2
 BACKOFF_BASE_SECONDS = 0.25
@@ -105,6 +110,8 @@ def retry_delay(error: ProviderError, attempt: int, max_retries: int) -> float |
             return None
     elif not isinstance(error, (ProviderUnreachable, ProviderTimeout)):
         return None
+    import random
+
     backoff: float = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**attempt)
     return backoff * random.uniform(0.5, 1.5)
 
@@ -229,10 +236,10 @@ def _run_sync(
                 _close(reply)
                 delay = retry_delay(exc, attempt, max_retries)
                 if delay is None:
-                    logger.debug("chatwire: %s failed: %s", plan.name, exc)
+                    _debug("chatwire: %s failed: %s", plan.name, exc)
                     errors.append((plan.name, exc))
                     break
-                logger.debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
+                _debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
                 time.sleep(delay)
                 attempt += 1
                 continue
@@ -270,10 +277,10 @@ async def _run_async(
                 await _aclose(reply)
                 delay = retry_delay(exc, attempt, max_retries)
                 if delay is None:
-                    logger.debug("chatwire: %s failed: %s", plan.name, exc)
+                    _debug("chatwire: %s failed: %s", plan.name, exc)
                     errors.append((plan.name, exc))
                     break
-                logger.debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
+                _debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
                 await asyncio.sleep(delay)
                 attempt += 1
                 continue

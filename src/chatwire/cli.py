@@ -138,15 +138,22 @@ def _build() -> click.Group:
         help="Largest request body accepted, in bytes.",
     )
     @click.option("--no-log", is_flag=True, help="Do not write to the conversation log.")
+    @click.option("--max-concurrent", default=1024, show_default=True, type=click.IntRange(1),
+                  help="Requests answered at once; more get 429 straight away.")  # fmt: skip
     def serve(
         host: str, port: int, provider: str, api_key: str | None, option: tuple[str, ...],
-        max_body: int, no_log: bool,
+        max_body: int, no_log: bool, max_concurrent: int,
     ) -> None:  # fmt: skip
-        """Serve providers over the OpenAI API, the Forefront protocol and a chat page."""
+        """Serve providers over the OpenAI API, the Forefront protocol and a chat page.
+
+        With several providers (-p a,b), a request that names no model falls back
+        from one to the next.
+        """
         from ._cli_ask import parse_options
         from ._cli_misc import serve
 
-        serve(host, port, provider, api_key, parse_options(option), max_body, no_log)
+        options = parse_options(option)
+        serve(host, port, provider, api_key, options, max_body, no_log, max_concurrent)
 
     @cli.command(name="providers")
     def providers_command() -> None:

@@ -16,38 +16,31 @@ __all__ = ["Gateway", "create_app"]
 import hmac
 import os
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from .. import providers
 from .._client import ChatCompletion
 from .._errors import InvalidRequest, ProviderError
 from .._stream import AsyncStream
-from ..providers._base import short_name
 
 if TYPE_CHECKING:
     from ..store import Store
-from ._event_stream import EventStream
 from ._pages import log_routes, page_routes
+from ._routes import api_routes, close_stream
 from ._wire import (
+    CONVERSATION_HEADER,
     ApiError,
-    ChunkEncoder,
-    completion_object,
-    free_chat_event,
-    parse_chat_request,
-    parse_free_chat_request,
 )
 
 DEFAULT_MAX_BODY = 1 << 20
-CONVERSATION_HEADER = "X-Chatwire-Conversation"
+DEFAULT_MAX_CONCURRENT = 1024
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 API_KEY_ENV = "CHATWIRE_API_KEY"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -64,6 +57,7 @@ class Gateway:
         max_body: int = DEFAULT_MAX_BODY,
         options: Mapping[str, object] | None = None,
         store: Store | None = None,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
     ) -> None:
         names = [provider] if isinstance(provider, str) else list(provider)
         names = [name.strip() for entry in names for name in entry.split(",") if name.strip()]
@@ -75,11 +69,21 @@ class Gateway:
         self.max_body = max_body
         self.options = dict(options or {})
         self.store = store
+        self.max_concurrent = max_concurrent
+        self.active = 0  # requests being answered; the event loop is the only writer
 
-    def route(self, model: str | None) -> tuple[ModuleType, str | None]:
-        """``provider/model``, a provider's name, a listed model, else the default."""
+    def route(self, model: str | None) -> tuple[list[ModuleType], str | None]:
+        """``provider/model``, a provider's name, a listed model, else the default.
+
+        A request that names no model may be answered by any served provider,
+        tried in the order given to the server (fallback).
+        """
         if not model:
-            return self.modules[self.default], None
+            return list(self.modules.values()), None
+        target, chosen = self._route_named(model)
+        return [target], chosen
+
+    def _route_named(self, model: str) -> tuple[ModuleType, str | None]:
         name, slash, rest = model.partition("/")
         if slash and name in self.modules:
             return self.modules[name], rest or None
@@ -98,9 +102,12 @@ class Gateway:
             code="model_not_found",
         )
 
-    def options_for(self, module: ModuleType, requested: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side options, then the request's sampling keywords the provider takes."""
-        accepted = getattr(module, "options", {})
+    def options_for(
+        self, modules: list[ModuleType], requested: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Server-side options, then the request's sampling keywords the providers take."""
+        accepted = {name for module in modules for name in getattr(module, "options", {})}
+        accepted.add("max_retries")  # chatwire's own, for every provider
         merged = {k: v for k, v in self.options.items() if k in accepted}
         merged.update({k: v for k, v in requested.items() if k in accepted})
         return merged
@@ -143,9 +150,21 @@ class Gateway:
             raise ApiError(400, f"{CONVERSATION_HEADER} must be 1-64 letters, digits, - or _")
         return given
 
+    def admit(self) -> None:
+        """Count a request in, or refuse it at once when the server is full."""
+        if self.active >= self.max_concurrent:
+            raise ApiError(
+                429, f"the server is at its limit of {self.max_concurrent} concurrent requests",
+                type="rate_limit_error", code="too_many_requests",
+            )  # fmt: skip
+        self.active += 1
+
+    def release(self) -> None:
+        self.active -= 1
+
     async def open(
         self,
-        module: ModuleType,
+        modules: list[ModuleType],
         model: str | None,
         messages: list[Any],
         options: dict[str, Any],
@@ -154,7 +173,7 @@ class Gateway:
         """Start an answer and wait for its first piece (``None``: empty answer)."""
         try:
             stream = await ChatCompletion.acreate(
-                model, messages, module, stream=True, store=self.store,
+                model, messages, modules, stream=True, store=self.store,
                 conversation_id=conversation_id, **options,
             )  # fmt: skip
         except InvalidRequest as exc:
@@ -164,65 +183,13 @@ class Gateway:
         except StopAsyncIteration:
             return stream, None
         except ProviderError as exc:
-            await _close(stream)
+            await close_stream(stream)
             raise ApiError(
                 502, exc.message, type="upstream_error", code="upstream_failed"
             ) from None
         except BaseException:
-            await _close(stream)
+            await close_stream(stream)
             raise
-
-
-def _upstream_failed(exc: ProviderError) -> ApiError:
-    return ApiError(502, exc.message, type="upstream_error", code="upstream_failed")
-
-
-async def _close(stream: AsyncStream) -> None:
-    # Closing must finish even when the task was cancelled by a disconnect.
-    with anyio.CancelScope(shield=True):
-        await stream.aclose()
-
-
-def _usage(stream: AsyncStream, pieces: int) -> dict[str, Any]:
-    usage = stream.meta.get("usage")
-    if isinstance(usage, dict):
-        return usage
-    # The provider did not count: report the pieces of text as completion tokens.
-    return {"prompt_tokens": 0, "completion_tokens": pieces, "total_tokens": pieces}
-
-
-async def _chat_events(
-    stream: AsyncStream, first: str | None, encoder: ChunkEncoder, include_usage: bool
-) -> AsyncIterator[bytes]:
-    pieces = 0
-    try:
-        yield encoder.role()
-        if first is not None:
-            pieces += 1
-            yield encoder.content(first)
-        async for piece in stream:
-            pieces += 1
-            yield encoder.content(piece)
-        yield encoder.finish(str(stream.meta.get("finish_reason") or "stop"))
-        if include_usage:
-            yield encoder.usage(_usage(stream, pieces))
-        yield ChunkEncoder.DONE
-    except ProviderError as exc:
-        yield ChunkEncoder.error(exc.message)
-    finally:
-        await _close(stream)
-
-
-async def _free_chat_events(stream: AsyncStream, first: str | None) -> AsyncIterator[bytes]:
-    try:
-        if first is not None:
-            yield free_chat_event(first)
-        async for piece in stream:
-            yield free_chat_event(piece)
-    except ProviderError as exc:
-        yield ChunkEncoder.error(exc.message)
-    finally:
-        await _close(stream)
 
 
 def create_app(
@@ -232,55 +199,18 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     options: Mapping[str, object] | None = None,
     store: Store | None = None,
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT,
 ) -> Starlette:
-    """The gateway as an ASGI application; with a ``store`` it logs every exchange."""
-    gateway = Gateway(provider, api_key=api_key, max_body=max_body, options=options, store=store)
+    """The gateway as an ASGI application; with a ``store`` it logs every exchange.
 
-    async def chat_completions(request: Request) -> Response:
-        gateway.authorize(request)
-        chat = parse_chat_request(await gateway.read_body(request))
-        module, model = gateway.route(chat.model)
-        options = gateway.options_for(module, chat.options)
-        cid = gateway.conversation_id(request)
-        stream, first = await gateway.open(module, model, chat.messages, options, cid)
-        name = f"{short_name(module.__name__)}/{stream.model}"
-        headers = {CONVERSATION_HEADER: cid} if cid else {}
-        if chat.stream:
-            events = _chat_events(stream, first, ChunkEncoder(name), chat.include_usage)
-            return EventStream(events, headers={**_SSE_HEADERS, **headers})
-        pieces = [] if first is None else [first]
-        try:
-            pieces += [piece async for piece in stream]
-        except ProviderError as exc:
-            raise ApiError(
-                502, exc.message, type="upstream_error", code="upstream_failed"
-            ) from None
-        finally:
-            await _close(stream)
-        finish = str(stream.meta.get("finish_reason") or "stop")
-        body = completion_object(name, "".join(pieces), finish, _usage(stream, len(pieces)))
-        return JSONResponse(body, headers=headers)
-
-    async def free_chat(request: Request) -> Response:
-        gateway.authorize(request)
-        messages = parse_free_chat_request(await gateway.read_body(request))
-        module = gateway.modules[gateway.default]
-        options = gateway.options_for(module, {})
-        cid = gateway.conversation_id(request)
-        stream, first = await gateway.open(module, None, messages, options, cid)
-        return EventStream(_free_chat_events(stream, first), headers=_SSE_HEADERS)
-
-    async def models(request: Request) -> Response:
-        gateway.authorize(request)
-        data = [
-            {"id": f"{name}/{model}", "object": "model", "created": 0, "owned_by": name}
-            for name, module in gateway.modules.items()
-            for model in module.model
-        ]
-        return JSONResponse({"object": "list", "data": data})
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    ``provider`` may name several providers: a request that names no model is
+    answered by the first that works (fallback). Beyond ``max_concurrent``
+    requests in progress, new ones get a 429 at once.
+    """
+    gateway = Gateway(
+        provider, api_key=api_key, max_body=max_body, options=options, store=store,
+        max_concurrent=max_concurrent,
+    )  # fmt: skip
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -298,10 +228,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
-            Route("/free-chat", free_chat, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            *api_routes(gateway),
             *log_routes(gateway),
             *page_routes(),
         ],

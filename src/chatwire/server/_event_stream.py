@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = ["EventStream"]
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -20,6 +21,15 @@ from starlette.responses import StreamingResponse
 
 class EventStream(StreamingResponse):
     media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        headers: Mapping[str, str] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(content, headers=headers)
+        self._on_close = on_close
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         task = asyncio.current_task()
@@ -48,6 +58,10 @@ class EventStream(StreamingResponse):
             task.uncancel()  # the client left: that ends the response, not the server
         finally:
             watcher.cancel()
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            try:
+                aclose = getattr(self.body_iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                if self._on_close is not None:
+                    self._on_close()

@@ -7,6 +7,7 @@ names its field the way an OpenAI client would (``messages[2].role``).
 from __future__ import annotations
 
 __all__ = [
+    "CONVERSATION_HEADER",
     "ApiError",
     "ChatRequest",
     "ChunkEncoder",
@@ -23,6 +24,8 @@ from typing import Any
 
 from .._errors import InvalidRequest
 from .._validate import check_messages
+
+CONVERSATION_HEADER = "X-Chatwire-Conversation"
 
 
 class ApiError(Exception):

@@ -1,0 +1,150 @@
+"""The API routes of the gateway: chat completions, free-chat, models, health."""
+
+from __future__ import annotations
+
+__all__ = ["api_routes", "close_stream", "upstream_failed"]
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .._errors import ProviderError
+from .._stream import AsyncStream
+from ._event_stream import EventStream
+from ._wire import (
+    CONVERSATION_HEADER,
+    ApiError,
+    ChunkEncoder,
+    completion_object,
+    free_chat_event,
+    parse_chat_request,
+    parse_free_chat_request,
+)
+
+if TYPE_CHECKING:
+    from ._app import Gateway
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def upstream_failed(exc: ProviderError) -> ApiError:
+    return ApiError(502, exc.message, type="upstream_error", code="upstream_failed")
+
+
+async def close_stream(stream: AsyncStream) -> None:
+    # Closing must finish even when the task was cancelled by a disconnect.
+    with anyio.CancelScope(shield=True):
+        await stream.aclose()
+
+
+def _usage(stream: AsyncStream, pieces: int) -> dict[str, Any]:
+    usage = stream.meta.get("usage")
+    if isinstance(usage, dict):
+        return usage
+    # The provider did not count: report the pieces of text as completion tokens.
+    return {"prompt_tokens": 0, "completion_tokens": pieces, "total_tokens": pieces}
+
+
+async def _chat_events(
+    stream: AsyncStream, first: str | None, encoder: ChunkEncoder, include_usage: bool
+) -> AsyncIterator[bytes]:
+    pieces = 0
+    try:
+        yield encoder.role()
+        if first is not None:
+            pieces += 1
+            yield encoder.content(first)
+        async for piece in stream:
+            pieces += 1
+            yield encoder.content(piece)
+        yield encoder.finish(str(stream.meta.get("finish_reason") or "stop"))
+        if include_usage:
+            yield encoder.usage(_usage(stream, pieces))
+        yield ChunkEncoder.DONE
+    except ProviderError as exc:
+        yield ChunkEncoder.error(exc.message)
+    finally:
+        await close_stream(stream)
+
+
+async def _free_chat_events(stream: AsyncStream, first: str | None) -> AsyncIterator[bytes]:
+    try:
+        if first is not None:
+            yield free_chat_event(first)
+        async for piece in stream:
+            yield free_chat_event(piece)
+    except ProviderError as exc:
+        yield ChunkEncoder.error(exc.message)
+    finally:
+        await close_stream(stream)
+
+
+def api_routes(gateway: Gateway) -> list[BaseRoute]:
+    async def chat_completions(request: Request) -> Response:
+        gateway.authorize(request)
+        chat = parse_chat_request(await gateway.read_body(request))
+        targets, model = gateway.route(chat.model)
+        options = gateway.options_for(targets, chat.options)
+        cid = gateway.conversation_id(request)
+        headers = {CONVERSATION_HEADER: cid} if cid else {}
+        gateway.admit()
+        try:
+            stream, first = await gateway.open(targets, model, chat.messages, options, cid)
+            name = f"{stream.provider}/{stream.model}"
+            if chat.stream:
+                events = _chat_events(stream, first, ChunkEncoder(name), chat.include_usage)
+                return EventStream(
+                    events, headers={**_SSE_HEADERS, **headers}, on_close=gateway.release
+                )
+            pieces = [] if first is None else [first]
+            try:
+                pieces += [piece async for piece in stream]
+            except ProviderError as exc:
+                raise upstream_failed(exc) from None
+            finally:
+                await close_stream(stream)
+        except BaseException:
+            gateway.release()
+            raise
+        gateway.release()
+        finish = str(stream.meta.get("finish_reason") or "stop")
+        body = completion_object(name, "".join(pieces), finish, _usage(stream, len(pieces)))
+        return JSONResponse(body, headers=headers)
+
+    async def free_chat(request: Request) -> Response:
+        gateway.authorize(request)
+        messages = parse_free_chat_request(await gateway.read_body(request))
+        targets = list(gateway.modules.values())
+        options = gateway.options_for(targets, {})
+        cid = gateway.conversation_id(request)
+        gateway.admit()
+        try:
+            stream, first = await gateway.open(targets, None, messages, options, cid)
+        except BaseException:
+            gateway.release()
+            raise
+        events = _free_chat_events(stream, first)
+        return EventStream(events, headers=_SSE_HEADERS, on_close=gateway.release)
+
+    async def models(request: Request) -> Response:
+        gateway.authorize(request)
+        data = [
+            {"id": f"{name}/{model}", "object": "model", "created": 0, "owned_by": name}
+            for name, module in gateway.modules.items()
+            for model in module.model
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/free-chat", free_chat, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
