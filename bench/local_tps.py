@@ -71,6 +71,9 @@ def main() -> None:
     )  # fmt: skip
 
     def via_llama_cpp() -> Iterator[str]:
+        # chatwire starts each request from a clean context (no reuse of the
+        # previous prompt's cache) so greedy answers repeat; do the same here.
+        direct.reset()
         for chunk in direct.create_chat_completion(messages=PROMPT, stream=True, **settings):  # type: ignore[arg-type]
             text = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
             if text:

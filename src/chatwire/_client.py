@@ -11,7 +11,6 @@ from __future__ import annotations
 
 __all__ = ["ChatCompletion"]
 
-from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._errors import InvalidRequest
@@ -63,23 +62,6 @@ def _default_store() -> Store:
     return _stores[path]
 
 
-async def _in_thread(iterator: Iterator[str]) -> AsyncIterator[str]:
-    """Drive a sync-only provider from async code without blocking the loop."""
-    import asyncio
-
-    done = object()
-    try:
-        while True:
-            piece = await asyncio.to_thread(next, iterator, done)
-            if piece is done:
-                return
-            yield piece  # type: ignore[misc]
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
-
-
 _OWN_KEYWORDS = ("log", "store", "conversation_id", "max_retries")
 
 
@@ -108,16 +90,6 @@ def _prepared(
         first.name, first.model, first.messages,
     )  # fmt: skip
     return plans, ours, recorder, cid
-
-
-def async_pieces(plan: Plan, stream: bool) -> AsyncIterator[str]:
-    """A provider's async answer, or its sync one driven from a worker thread."""
-    create = getattr(plan.module, "_create_async_completion", None)
-    if create is not None:
-        pieces: AsyncIterator[str] = create(plan.model, plan.messages, stream, **plan.options)
-        return pieces
-    sync = plan.module._create_completion(plan.model, plan.messages, stream, **plan.options)
-    return _in_thread(iter(sync))
 
 
 def _open_sync(

@@ -116,6 +116,23 @@ def retry_delay(error: ProviderError, attempt: int, max_retries: int) -> float |
     return backoff * random.uniform(0.5, 1.5)
 
 
+def _after_failure(
+    plan: Plan,
+    error: ProviderError,
+    attempt: int,
+    max_retries: int,
+    errors: list[tuple[str, ProviderError]],
+) -> float | None:
+    """Seconds to wait before retrying ``plan``, or ``None``: note the error, move on."""
+    delay = retry_delay(error, attempt, max_retries)
+    if delay is None:
+        _debug("chatwire: %s failed: %s", plan.name, error)
+        errors.append((plan.name, error))
+    else:
+        _debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, error)
+    return delay
+
+
 def _after_text(error: ProviderError, switching: bool) -> ProviderError:
     """A failure once text has been yielded: with several providers, an interruption."""
     if not switching or isinstance(error, StreamInterrupted):
@@ -139,6 +156,33 @@ def _close(reply: object) -> None:
     close = getattr(reply, "close", None)
     if close is not None:
         close()
+
+
+def async_pieces(plan: Plan, stream: bool) -> AsyncIterator[str]:
+    """A provider's async answer, or its sync one driven from a worker thread."""
+    create = getattr(plan.module, "_create_async_completion", None)
+    if create is not None:
+        pieces: AsyncIterator[str] = create(plan.model, plan.messages, stream, **plan.options)
+        return pieces
+    sync = plan.module._create_completion(plan.model, plan.messages, stream, **plan.options)
+    return _in_thread(iter(sync))
+
+
+async def _in_thread(iterator: Iterator[str]) -> AsyncIterator[str]:
+    """Drive a sync-only provider from async code without blocking the loop."""
+    import asyncio
+
+    done = object()
+    try:
+        while True:
+            piece = await asyncio.to_thread(next, iterator, done)
+            if piece is done:
+                return
+            yield piece  # type: ignore[misc]
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
 
 
 class _Answering:
@@ -234,12 +278,9 @@ def _run_sync(
                 first = next(pieces, None)
             except ProviderError as exc:
                 _close(reply)
-                delay = retry_delay(exc, attempt, max_retries)
+                delay = _after_failure(plan, exc, attempt, max_retries, errors)
                 if delay is None:
-                    _debug("chatwire: %s failed: %s", plan.name, exc)
-                    errors.append((plan.name, exc))
                     break
-                _debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
                 time.sleep(delay)
                 attempt += 1
                 continue
@@ -261,8 +302,6 @@ async def _run_async(
 ) -> AsyncGenerator[str, None]:
     import asyncio
 
-    from ._client import async_pieces
-
     errors: list[tuple[str, ProviderError]] = []
     switching = len(plans) > 1
     for plan in plans:
@@ -275,12 +314,9 @@ async def _run_async(
                 first = await anext(pieces, None)
             except ProviderError as exc:
                 await _aclose(reply)
-                delay = retry_delay(exc, attempt, max_retries)
+                delay = _after_failure(plan, exc, attempt, max_retries, errors)
                 if delay is None:
-                    _debug("chatwire: %s failed: %s", plan.name, exc)
-                    errors.append((plan.name, exc))
                     break
-                _debug("chatwire: retrying %s in %.2fs: %s", plan.name, delay, exc)
                 await asyncio.sleep(delay)
                 attempt += 1
                 continue
