@@ -1,29 +1,36 @@
 """chatwire: stream chat completions from pluggable providers.
 
-import chatwire
-text = chatwire.ChatCompletion.create(messages=[{"role": "user", "content": "Hi"}])
-for piece in chatwire.ChatCompletion.create(messages=..., stream=True):
-    print(piece, end="")
+    import chatwire
+    text = chatwire.ChatCompletion.create(messages=[{"role": "user", "content": "Hi"}])
+    for piece in chatwire.ChatCompletion.create(messages=..., stream=True):
+        print(piece, end="")
+
+Public names load on first use, so ``import chatwire`` (and so the
+``chatwire`` command's start-up) costs almost nothing until they are needed.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import providers
-from ._client import ChatCompletion
-from ._errors import (
-    AllProvidersFailed,
-    ChatwireError,
-    InvalidRequest,
-    ProtocolError,
-    ProviderError,
-    ProviderHTTPError,
-    ProviderTimeout,
-    ProviderUnreachable,
-    StreamInterrupted,
-)
-from ._stream import AsyncStream, Stream
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import providers
+    from ._client import ChatCompletion
+    from ._errors import (
+        AllProvidersFailed,
+        ChatwireError,
+        InvalidRequest,
+        ProtocolError,
+        ProviderError,
+        ProviderHTTPError,
+        ProviderTimeout,
+        ProviderUnreachable,
+        StreamInterrupted,
+    )
+    from ._stream import AsyncStream, Stream
 
 __all__ = [
     "AllProvidersFailed",
@@ -41,3 +48,39 @@ __all__ = [
     "__version__",
     "providers",
 ]
+
+# Where each public name lives; ``None`` means the name is that submodule itself.
+_HOMES: dict[str, tuple[str, str | None]] = {
+    "ChatCompletion": ("._client", "ChatCompletion"),
+    "Stream": ("._stream", "Stream"),
+    "AsyncStream": ("._stream", "AsyncStream"),
+    "providers": (".providers", None),
+    **{
+        name: ("._errors", name)
+        for name in (
+            "AllProvidersFailed",
+            "ChatwireError",
+            "InvalidRequest",
+            "ProtocolError",
+            "ProviderError",
+            "ProviderHTTPError",
+            "ProviderTimeout",
+            "ProviderUnreachable",
+            "StreamInterrupted",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = import_module(home[0], __name__)
+    value = module if home[1] is None else getattr(module, home[1])
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,74 @@
+"""No input makes request checking raise anything but chatwire's own errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatwire import ChatwireError
+from chatwire._validate import check_messages
+from chatwire.providers import forefront, local, openai
+from chatwire.providers._base import prepare
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_messages = st.one_of(
+    _json,
+    st.lists(
+        st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "system", "assistant", "bot", ""]) | _json},
+            optional={"content": st.text(max_size=20) | _json},
+        ),
+        max_size=4,
+    ),
+)
+
+
+@given(_messages)
+def test_messages_are_accepted_or_rejected_cleanly(messages: Any) -> None:
+    try:
+        checked = check_messages(messages)
+    except ChatwireError:
+        return
+    assert all(m["role"] in ("system", "user", "assistant") for m in checked)
+    assert all(isinstance(m["content"], str) for m in checked)
+
+
+@given(
+    provider=st.sampled_from([forefront, local, openai]),
+    model=st.none() | st.text(max_size=12) | _json,
+    options=st.dictionaries(
+        st.sampled_from(
+            [
+                "temperature",
+                "max_tokens",
+                "top_p",
+                "stop",
+                "seed",
+                "timeout",
+                "base_url",
+                "nonsense",
+            ]
+        ),
+        _json | st.text(max_size=12),
+        max_size=4,
+    ),
+)
+def test_whole_requests_are_accepted_or_rejected_cleanly(
+    provider: Any, model: Any, options: dict[str, Any]
+) -> None:
+    try:
+        name, _, checked = prepare(provider, model, [{"role": "user", "content": "x"}], options)
+    except ChatwireError:
+        return
+    # Accepted: the model resolved to a name and every option is one the provider knows.
+    assert isinstance(name, str)
+    assert name
+    assert set(checked) <= set(provider.options)
