@@ -190,6 +190,34 @@ class ScriptedServer:
         await self._chunk(send, b"data: {this is not json\n\n")
         await self._end(send)
 
+    async def route_bad_utf8(self, receive: Receive, send: Send) -> None:
+        await self._start_stream(send)
+        await self._chunk(send, delta_event("fine "))
+        await self._chunk(send, b'data: {"delta": "\xff\xfe broken"}\n\n')
+        await self._end(send)
+
+    async def route_huge_line(self, receive: Receive, send: Send) -> None:
+        """Some text, then a 10 MB line that never ends."""
+        await self._start_stream(send)
+        await self._chunk(send, delta_event("fine "))
+        block = b"x" * (1 << 20)
+        for _ in range(10):
+            await self._chunk(send, block)
+        await self._end(send)
+
+    async def route_no_delta(self, receive: Receive, send: Send) -> None:
+        """Well-formed JSON events, none of which carries text."""
+        await self._start_stream(send)
+        await self._chunk(send, sse({"status": "thinking"}))
+        await self._chunk(send, sse({"choices": []}))
+        await self._end(send)
+
+    async def route_garbage_together(self, receive: Receive, send: Send) -> None:
+        """Good events and a bad one in the same network chunk."""
+        await self._start_stream(send)
+        await self._chunk(send, delta_event("one ") + delta_event("two ") + b"data: {oops\n\n")
+        await self._end(send)
+
     async def route_trickle(self, receive: Receive, send: Send) -> None:
         """One byte every 50 ms: bytes keep coming, lines never complete in time."""
         await self._start_stream(send)

@@ -166,3 +166,12 @@ def test_a_module_that_is_not_a_provider_is_rejected() -> None:
 
     with pytest.raises(InvalidRequest, match="not a chatwire provider"):
         chatwire.ChatCompletion.create(messages=USER, provider=json)
+
+
+@both_apis
+def test_text_in_the_same_chunk_as_a_fault_is_kept(
+    collect: Collect, server: ThreadedServer
+) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        collect(server.url("/garbage-together"))
+    assert caught.value.partial == "one two "

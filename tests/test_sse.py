@@ -189,3 +189,14 @@ def test_fast_path_enforces_the_event_size_limit() -> None:
 def test_fast_path_reports_invalid_utf8() -> None:
     with pytest.raises(ProtocolError, match="not valid UTF-8"):
         decode_data(b"data: ok\n\ndata: \xff\n\n")
+
+
+def test_a_fault_keeps_the_events_completed_before_it() -> None:
+    decoder = SSEDecoder(max_event_bytes=2048)
+    with pytest.raises(ProtocolError) as caught:
+        decoder.feed_data(b"data: a\n\ndata: b\n\ndata: \xff\n\n")
+    assert caught.value.before == ["a", "b"]
+    decoder = SSEDecoder(max_event_bytes=2048)
+    with pytest.raises(ProtocolError, match="without a line end") as caught:
+        decoder.feed_data(b"data: a\n\n" + b"z" * 5000)
+    assert caught.value.before == ["a"]

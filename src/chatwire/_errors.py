@@ -79,6 +79,9 @@ class ProviderError(ChatwireError):
         self.provider = provider
         self.url = url
         self.partial = partial
+        # Decoded just before the failure in the same batch, not yet handed on:
+        # the layer above passes these on first, so no text is lost.
+        self.before: list[str] = []
 
     def __str__(self) -> str:
         where = [part for part in (self.provider, self.url) if part]

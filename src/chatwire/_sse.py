@@ -81,6 +81,7 @@ class SSEDecoder:
         "_event_type",
         "_last_id",
         "_max",
+        "_overflow",
         "_retry",
         "_skip_lf",
         "lines_seen",
@@ -96,6 +97,7 @@ class SSEDecoder:
         self._event_type = ""
         self._last_id = ""
         self._retry: int | None = None
+        self._overflow: ProtocolError | None = None
         self.lines_seen = 0
 
     @property
@@ -108,9 +110,21 @@ class SSEDecoder:
         return self._retry
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Consume one chunk of the byte stream; return the events it completed."""
-        region = self._complete_lines(chunk)
-        return self._process(region.splitlines()) if region else []
+        """Consume one chunk of the byte stream; return the events it completed.
+
+        A ``ProtocolError`` carries, in ``before``, the data of the events this
+        chunk completed before the fault, so no text is lost to it.
+        """
+        events: list[ServerSentEvent] = []
+        try:
+            region = self._complete_lines(chunk)
+            if region:
+                self._process(region.splitlines(), events)
+            self._raise_overflow()
+        except ProtocolError as exc:
+            exc.before = [event.data for event in events]
+            raise
+        return events
 
     def feed_data(self, chunk: bytes) -> list[str]:
         """Like ``feed``, but return only each completed event's data.
@@ -121,34 +135,52 @@ class SSEDecoder:
         fields, comments, CR line ends, multi-line data, bad UTF-8) goes
         through the general line-by-line path, so the result is the same.
         """
-        region = self._complete_lines(chunk)
-        if not region:
-            return []
+        datas: list[str] = []
+        try:
+            region = self._complete_lines(chunk)
+            if region:
+                self._data_of(region, datas)
+            self._raise_overflow()
+        except ProtocolError as exc:
+            exc.before = datas
+            raise
+        return datas
+
+    def _data_of(self, region: bytes, datas: list[str]) -> None:
         if self._data or self._event_type or b"\r" in region:
-            return [event.data for event in self._process(region.splitlines())]
+            self._process_into(region.splitlines(), datas)
+            return
         try:
             text = region.decode("utf-8")
         except UnicodeDecodeError:
-            return [event.data for event in self._process(region.splitlines())]
+            self._process_into(region.splitlines(), datas)
+            return
         *blocks, rest = text.split("\n\n")
         oversized = len(region) > self._max
-        datas: list[str] = []
         for block in blocks:
-            if block[:6] == "data: " and "\n" not in block:
-                datas.append(block[6:])
-            elif block[:5] == "data:" and "\n" not in block:
-                datas.append(block[5:])
+            if block[:5] == "data:" and "\n" not in block:
+                if oversized and len(block) > self._max:
+                    raise ProtocolError(
+                        f"event larger than {self._max} bytes", line=shown(block.encode())
+                    )
+                datas.append(block[6:] if block[5:6] == " " else block[5:])
             else:
-                raw = (block + "\n\n").encode()
-                datas.extend(event.data for event in self._process(raw.splitlines()))
-                continue
-            if oversized and len(block) > self._max:
-                raise ProtocolError(
-                    f"event larger than {self._max} bytes", line=shown(block.encode())
-                )
+                self._process_into((block + "\n\n").encode().splitlines(), datas)
         if rest:
-            datas.extend(event.data for event in self._process(rest.encode().splitlines()))
-        return datas
+            self._process_into(rest.encode().splitlines(), datas)
+
+    def _process_into(self, lines: list[bytes], datas: list[str]) -> None:
+        events: list[ServerSentEvent] = []
+        try:
+            self._process(lines, events)
+        finally:
+            datas.extend(event.data for event in events)
+
+    def _raise_overflow(self) -> None:
+        """A line still growing past the limit fails only after the complete ones are out."""
+        overflow, self._overflow = self._overflow, None
+        if overflow is not None:
+            raise overflow
 
     def _complete_lines(self, chunk: bytes) -> bytes:
         """Add ``chunk`` to what is buffered; take off and return the complete lines."""
@@ -193,13 +225,13 @@ class SSEDecoder:
 
     def _check_pending(self, pending: bytes) -> None:
         if len(pending) + self._data_size > self._max:
-            raise ProtocolError(
+            self._overflow = ProtocolError(
                 f"event larger than {self._max} bytes without a line end",
                 line=shown(pending),
             )
 
-    def _process(self, lines: list[bytes]) -> list[ServerSentEvent]:
-        events: list[ServerSentEvent] = []
+    def _process(self, lines: list[bytes], events: list[ServerSentEvent]) -> None:
+        """Apply complete lines; append each event they dispatch to ``events``."""
         data = self._data
         limit = self._max
         for line in lines:
@@ -219,7 +251,6 @@ class SSEDecoder:
                 self._event_type = ""
             elif line[0] != 0x3A:  # a line starting with ':' is a comment
                 self._field(line)
-        return events
 
     def _dispatch(self, data: list[bytes]) -> ServerSentEvent:
         raw = data[0] if len(data) == 1 else b"\n".join(data)

@@ -86,6 +86,9 @@ def read_each(
             text = read_event(data, meta)
         except EndOfStream:
             raise EndOfStream(texts) from None
+        except ProviderError as exc:
+            exc.before = texts
+            raise
         if text:
             texts.append(text)
     return texts
@@ -164,7 +167,16 @@ def json_request(
 class Receiver:
     """The I/O-free half of a driver: decode, keep the text, name failures."""
 
-    __slots__ = ("_decoder", "_last_progress", "_lines", "done", "meta", "pieces", "request")
+    __slots__ = (
+        "_decoder",
+        "_last_progress",
+        "_lines",
+        "done",
+        "failed",
+        "meta",
+        "pieces",
+        "request",
+    )
 
     def __init__(self, request: WireRequest, meta: dict[str, Any]) -> None:
         self.request = request
@@ -172,6 +184,7 @@ class Receiver:
         self._decoder = SSEDecoder(request.max_event_bytes)
         self.pieces: list[str] = []
         self.done = False
+        self.failed: ProviderError | None = None
         self._lines = 0
         self._last_progress = time.monotonic()
 
@@ -180,7 +193,12 @@ class Receiver:
         return "".join(self.pieces)
 
     def feed(self, chunk: bytes) -> list[str]:
-        datas = self._decoder.feed_data(chunk)
+        """The texts a chunk completes. A fault found in it is kept in ``failed``
+        (raised by the driver once these texts are handed on), not raised here."""
+        try:
+            datas = self._decoder.feed_data(chunk)
+        except ProtocolError as exc:
+            datas, self.failed = exc.before, exc
         texts: list[str] = []
         if datas:
             try:
@@ -188,8 +206,14 @@ class Receiver:
             except EndOfStream as end:
                 texts = end.texts
                 self.done = True
+            except ProviderError as exc:
+                texts, self.failed = exc.before, exc  # it came first in the stream
             self.pieces += texts
-        self._check_progress()
+        if self.failed is None:
+            try:
+                self._check_progress()
+            except ProviderError as exc:
+                self.failed = exc
         return texts
 
     def whole_body(self, body: bytes) -> list[str]:
@@ -352,6 +376,8 @@ def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
                 return
             for chunk in response.iter_bytes():
                 yield from receiver.feed(chunk)
+                if receiver.failed is not None:
+                    raise receiver.failed
                 if receiver.done:
                     return
     except httpx.HTTPError as exc:
@@ -410,6 +436,8 @@ async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIter
             async for chunk in chunks:
                 for text in receiver.feed(chunk):
                     yield text
+                if receiver.failed is not None:
+                    raise receiver.failed
                 if receiver.done:
                     await _drain(chunks)
                     return
