@@ -2,8 +2,8 @@
 
 Both sides load the same GGUF with the same settings (every core, the same
 context size, greedy sampling with a fixed seed, the same prompt and token
-budget) in one process, and run interleaved so drift in machine load hits both
-alike. Reported: tokens/second (pieces of text per second of the whole call)
+budget) in one process, and run interleaved, alternating which goes first, so drift in machine load
+hits both alike. Reported: tokens/second (pieces of text per second of the whole call)
 and time to first token, medians of several runs. Also times ``chatwire
 --help`` against ``llm --help`` (simonw/llm, installed beside chatwire).
 
@@ -56,7 +56,7 @@ def command_ms(argv: list[str], runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=128)
     args = parser.parse_args()
 
@@ -86,9 +86,12 @@ def main() -> None:
     timed(via_llama_cpp)
     timed(via_chatwire)
     results: dict[str, list[tuple[float, float, str]]] = {"llama.cpp": [], "chatwire": []}
-    for _ in range(args.runs):
-        results["llama.cpp"].append(timed(via_llama_cpp))
-        results["chatwire"].append(timed(via_chatwire))
+    runners = {"llama.cpp": via_llama_cpp, "chatwire": via_chatwire}
+    for run in range(args.runs):
+        # Alternate who goes first, so the position in a pair favours neither.
+        order = ["llama.cpp", "chatwire"] if run % 2 == 0 else ["chatwire", "llama.cpp"]
+        for name in order:
+            results[name].append(timed(runners[name]))
     assert results["llama.cpp"][0][2] == results["chatwire"][0][2], "outputs differ"
 
     medians = {

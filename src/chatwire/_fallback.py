@@ -198,15 +198,13 @@ class _Answering:
         self.model = plan.model
 
 
-class FallbackReply:
-    """The pieces of the first provider that answers; ``meta``, ``provider`` and
-    ``model`` are that provider's."""
+class _AnswerFacts:
+    """``meta``, ``provider`` and ``model`` of whichever provider is answering."""
 
-    __slots__ = ("_answering", "_pieces")
+    __slots__ = ("_answering",)
 
-    def __init__(self, plans: list[Plan], stream: bool, max_retries: int) -> None:
-        self._answering = _Answering(plans[0])
-        self._pieces = _run_sync(plans, stream, max_retries, self._answering)
+    def __init__(self, answering: _Answering) -> None:
+        self._answering = answering
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -219,6 +217,17 @@ class FallbackReply:
     @property
     def model(self) -> str:
         return self._answering.model
+
+
+class FallbackReply(_AnswerFacts):
+    """The pieces of the first provider that answers; ``meta``, ``provider`` and
+    ``model`` are that provider's."""
+
+    __slots__ = ("_pieces",)
+
+    def __init__(self, plans: list[Plan], stream: bool, max_retries: int) -> None:
+        super().__init__(_Answering(plans[0]))
+        self._pieces = _run_sync(plans, stream, max_retries, self._answering)
 
     def __iter__(self) -> Iterator[str]:
         return self._pieces
@@ -230,26 +239,14 @@ class FallbackReply:
         self._pieces.close()
 
 
-class AsyncFallbackReply:
+class AsyncFallbackReply(_AnswerFacts):
     """The async twin of ``FallbackReply``."""
 
-    __slots__ = ("_answering", "_pieces")
+    __slots__ = ("_pieces",)
 
     def __init__(self, plans: list[Plan], stream: bool, max_retries: int) -> None:
-        self._answering = _Answering(plans[0])
+        super().__init__(_Answering(plans[0]))
         self._pieces = _run_async(plans, stream, max_retries, self._answering)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self._answering.meta
-
-    @property
-    def provider(self) -> str:
-        return self._answering.provider
-
-    @property
-    def model(self) -> str:
-        return self._answering.model
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._pieces
