@@ -347,26 +347,19 @@ def stream_async(request: WireRequest) -> AsyncReply:
     return AsyncReply(_exchange_async(request, Receiver(request, meta)), meta)
 
 
-def _outgoing(request: WireRequest) -> httpx.Request:
-    import httpx
-
-    return httpx.Request(
-        "POST",
-        request.url,
-        content=request.body,
-        headers=dict(request.headers),
-        extensions={"timeout": _timeout(request).as_dict()},
-    )
-
-
 def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
     import httpx
 
-    from ._pool import send_sync
+    from ._pool import sync_client
 
     try:
-        response = send_sync(_outgoing(request))
-        try:
+        with sync_client().stream(
+            "POST",
+            request.url,
+            content=request.body,
+            headers=dict(request.headers),
+            timeout=_timeout(request),
+        ) as response:
             if response.status_code >= 400:
                 head = b""
                 for chunk in response.iter_bytes():
@@ -387,8 +380,6 @@ def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
                     raise receiver.failed
                 if receiver.done:
                     return
-        finally:
-            response.close()
     except httpx.HTTPError as exc:
         raise receiver.failure(exc) from exc
     except ProviderError as exc:
@@ -416,11 +407,16 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
 async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
     import httpx
 
-    from ._pool import send_async
+    from ._pool import async_client
 
     try:
-        response = await send_async(_outgoing(request))
-        try:
+        async with async_client().stream(
+            "POST",
+            request.url,
+            content=request.body,
+            headers=dict(request.headers),
+            timeout=_timeout(request),
+        ) as response:
             if response.status_code >= 400:
                 head = b""
                 async for chunk in response.aiter_bytes():
@@ -445,8 +441,6 @@ async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIter
                 if receiver.done:
                     await _drain(chunks)
                     return
-        finally:
-            await response.aclose()
     except httpx.HTTPError as exc:
         raise receiver.failure(exc) from exc
     except ProviderError as exc:

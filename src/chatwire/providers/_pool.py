@@ -1,6 +1,6 @@
-"""Shared connection pools: one per process for sync callers, one per event loop for async.
+"""Shared HTTP clients: one per process for sync callers, one per event loop for async.
 
-Sharing a pool so consecutive requests to the
+Sharing a client shares its connection pool, so consecutive requests to the
 same server skip the TCP (and TLS) handshake. A response that is not read to
 its end is not pooled: httpcore closes its connection, so a caller who stops
 early still closes the connection at once.
@@ -8,13 +8,13 @@ early still closes the connection at once.
 
 from __future__ import annotations
 
-__all__ = ["send_async", "send_sync"]
+__all__ = ["async_client", "sync_client"]
 
 import os
 import threading
 import weakref
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -29,6 +29,12 @@ KEEPALIVE_SECONDS = 4.0
 # and release; measured with bench/gateway.py, 256 kept made 100 streams far
 # slower than 64 (the scan costs more than an occasional reconnect).
 MAX_IDLE_CONNECTIONS = 64
+
+_lock = threading.Lock()
+_sync: dict[int, httpx.Client] = {}
+_async: weakref.WeakKeyDictionary[AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @cache
@@ -50,66 +56,37 @@ def _proxies_in_environment() -> bool:
     return bool(getproxies_environment())
 
 
-def _limits() -> httpx.Limits:
-    return httpx.Limits(
-        max_connections=None,
-        max_keepalive_connections=MAX_IDLE_CONNECTIONS,
-        keepalive_expiry=KEEPALIVE_SECONDS,
-    )
+def _settings() -> dict[str, Any]:
+    return {
+        "verify": _ssl_context(),
+        "trust_env": _proxies_in_environment(),
+        "limits": httpx.Limits(
+            max_connections=None,
+            max_keepalive_connections=MAX_IDLE_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        ),
+    }
 
 
-# Requests go straight to a transport (httpx's connection pool) when no proxy
-# is configured: httpx's client layer (URL and header merging, cookies, auth
-# and redirect handling, none of which a provider uses) costs about a fifth of
-# a request's CPU on a busy gateway. With a proxy, the client routes it.
-SyncSender = httpx.Client | httpx.HTTPTransport
-AsyncSender = httpx.AsyncClient | httpx.AsyncHTTPTransport
-
-_lock = threading.Lock()
-_sync: dict[int, SyncSender] = {}
-_async: weakref.WeakKeyDictionary[AbstractEventLoop, AsyncSender] = weakref.WeakKeyDictionary()
-
-
-def _new_sync() -> SyncSender:
-    if _proxies_in_environment():
-        return httpx.Client(verify=_ssl_context(), trust_env=True, limits=_limits())
-    return httpx.HTTPTransport(verify=_ssl_context(), limits=_limits())
-
-
-def _new_async() -> AsyncSender:
-    if _proxies_in_environment():
-        return httpx.AsyncClient(verify=_ssl_context(), trust_env=True, limits=_limits())
-    return httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=_limits())
-
-
-def send_sync(request: httpx.Request) -> httpx.Response:
-    """Send on this process's pool (a forked child gets its own, not its parent's
-    sockets); the response body is not read yet. Close the response when done."""
+def sync_client() -> httpx.Client:
+    """This process's client (a forked child gets its own, not its parent's sockets)."""
     pid = os.getpid()
-    sender = _sync.get(pid)
-    if sender is None:
+    client = _sync.get(pid)
+    if client is None:
         with _lock:
-            sender = _sync.get(pid)
-            if sender is None:
+            client = _sync.get(pid)
+            if client is None:
                 _sync.clear()
-                sender = _sync[pid] = _new_sync()
-    if isinstance(sender, httpx.Client):
-        return sender.send(request, stream=True)
-    response = sender.handle_request(request)
-    response.request = request
-    return response
+                client = _sync[pid] = httpx.Client(**_settings())
+    return client
 
 
-async def send_async(request: httpx.Request) -> httpx.Response:
-    """The async twin of ``send_sync``: one pool per event loop, gone with its loop."""
+def async_client() -> httpx.AsyncClient:
+    """The running event loop's client; it goes away with its loop."""
     import asyncio
 
     loop = asyncio.get_running_loop()
-    sender = _async.get(loop)
-    if sender is None:
-        sender = _async[loop] = _new_async()
-    if isinstance(sender, httpx.AsyncClient):
-        return await sender.send(request, stream=True)
-    response = await sender.handle_async_request(request)
-    response.request = request
-    return response
+    client = _async.get(loop)
+    if client is None:
+        client = _async[loop] = httpx.AsyncClient(**_settings())
+    return client
