@@ -116,6 +116,7 @@ def test_chat_in_a_terminal_survives_ctrl_c_and_resumes(home: Path) -> None:
     assert first["conversation_id"] == second["conversation_id"]
     assert first["status"] == "complete"
     assert second["status"] == "interrupted"
+    assert second["error"] == "stopped before the end"
     assert second["response"]
     assert second["messages"][1]["role"] == "assistant"  # type: ignore[index]
 

@@ -67,6 +67,8 @@ class _Pieces:
         if self._finished:
             return
         self._finished = True
+        if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "CancelledError":
+            error = _Stopped()  # Ctrl-C or a cancelled task: the caller stopped it
         if self._recorder is not None:
             from .store import status_of
 
