@@ -350,16 +350,19 @@ def stream_async(request: WireRequest) -> AsyncReply:
 def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
     import httpx
 
-    from ._pool import sync_client
+    from ._pool import borrow_sync
 
     try:
-        with sync_client().stream(
-            "POST",
-            request.url,
-            content=request.body,
-            headers=dict(request.headers),
-            timeout=_timeout(request),
-        ) as response:
+        with (
+            borrow_sync(request.url) as client,
+            client.stream(
+                "POST",
+                request.url,
+                content=request.body,
+                headers=dict(request.headers),
+                timeout=_timeout(request),
+            ) as response,
+        ):
             if response.status_code >= 400:
                 head = b""
                 for chunk in response.iter_bytes():
@@ -407,16 +410,19 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
 async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
     import httpx
 
-    from ._pool import async_client
+    from ._pool import borrow_async
 
     try:
-        async with async_client().stream(
-            "POST",
-            request.url,
-            content=request.body,
-            headers=dict(request.headers),
-            timeout=_timeout(request),
-        ) as response:
+        async with (
+            borrow_async(request.url) as client,
+            client.stream(
+                "POST",
+                request.url,
+                content=request.body,
+                headers=dict(request.headers),
+                timeout=_timeout(request),
+            ) as response,
+        ):
             if response.status_code >= 400:
                 head = b""
                 async for chunk in response.aiter_bytes():

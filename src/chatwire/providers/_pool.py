@@ -1,18 +1,29 @@
-"""Shared HTTP clients: one per process for sync callers, one per event loop for async.
+"""Reused HTTP clients, each lent to one request at a time.
 
-Sharing a client shares its connection pool, so consecutive requests to the
-same server skip the TCP (and TLS) handshake. A response that is not read to
-its end is not pooled: httpcore closes its connection, so a caller who stops
-early still closes the connection at once.
+A client is borrowed for one exchange and handed back when it ends; it keeps
+its one connection open (keep-alive), so the next request to the same server
+skips the TCP (and TLS) handshake. A response that is not read to its end is
+not kept: httpcore closes its connection, so a caller who stops early still
+closes the connection at once.
+
+Why not one shared client? httpcore's pool scans every connection it holds on
+each request and each release; with a hundred streams in flight that scan
+took half the gateway's CPU (measured with bench/gateway.py). A client that
+never holds more than one connection makes each scan trivial.
+
+Sync callers share one set of clients per process (a forked child starts its
+own); async callers one set per event loop, which goes away with its loop.
 """
 
 from __future__ import annotations
 
-__all__ = ["async_client", "sync_client"]
+__all__ = ["borrow_async", "borrow_sync"]
 
 import os
 import threading
 import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,17 +33,15 @@ if TYPE_CHECKING:
     import ssl
     from asyncio import AbstractEventLoop
 
-# Below the 5 s idle timeout common in servers (uvicorn, nginx), so a pooled
+# Below the 5 s idle timeout common in servers (uvicorn, nginx), so a kept
 # connection is rarely reused just as the server closes it.
 KEEPALIVE_SECONDS = 4.0
-# Few idle connections are kept: httpcore scans its whole pool on every request
-# and release; measured with bench/gateway.py, 256 kept made 100 streams far
-# slower than 64 (the scan costs more than an occasional reconnect).
-MAX_IDLE_CONNECTIONS = 64
+# Idle clients kept per server (each with at most one open connection).
+MAX_IDLE_PER_ORIGIN = 64
 
 _lock = threading.Lock()
-_sync: dict[int, httpx.Client] = {}
-_async: weakref.WeakKeyDictionary[AbstractEventLoop, httpx.AsyncClient] = (
+_sync: dict[int, dict[str, list[httpx.Client]]] = {}
+_async: weakref.WeakKeyDictionary[AbstractEventLoop, dict[str, list[httpx.AsyncClient]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -61,32 +70,49 @@ def _settings() -> dict[str, Any]:
         "verify": _ssl_context(),
         "trust_env": _proxies_in_environment(),
         "limits": httpx.Limits(
-            max_connections=None,
-            max_keepalive_connections=MAX_IDLE_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_SECONDS,
+            max_connections=None, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_SECONDS
         ),
     }
 
 
-def sync_client() -> httpx.Client:
-    """This process's client (a forked child gets its own, not its parent's sockets)."""
-    pid = os.getpid()
-    client = _sync.get(pid)
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return scheme + "://" + rest.split("/", 1)[0]
+
+
+@contextmanager
+def borrow_sync(url: str) -> Iterator[httpx.Client]:
+    """A client for one exchange with ``url``'s server; handed back afterwards."""
+    origin = _origin(url)
+    with _lock:
+        idle = _sync.setdefault(os.getpid(), {}).setdefault(origin, [])
+        client = idle.pop() if idle else None
     if client is None:
+        client = httpx.Client(**_settings())
+    try:
+        yield client
+    finally:
         with _lock:
-            client = _sync.get(pid)
-            if client is None:
-                _sync.clear()
-                client = _sync[pid] = httpx.Client(**_settings())
-    return client
+            idle = _sync.setdefault(os.getpid(), {}).setdefault(origin, [])
+            keep = len(idle) < MAX_IDLE_PER_ORIGIN
+            if keep:
+                idle.append(client)
+        if not keep:
+            client.close()
 
 
-def async_client() -> httpx.AsyncClient:
-    """The running event loop's client; it goes away with its loop."""
+@asynccontextmanager
+async def borrow_async(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The async twin of ``borrow_sync``, for the running event loop."""
     import asyncio
 
-    loop = asyncio.get_running_loop()
-    client = _async.get(loop)
-    if client is None:
-        client = _async[loop] = httpx.AsyncClient(**_settings())
-    return client
+    origin = _origin(url)
+    idle = _async.setdefault(asyncio.get_running_loop(), {}).setdefault(origin, [])
+    client = idle.pop() if idle else httpx.AsyncClient(**_settings())
+    try:
+        yield client
+    finally:
+        if len(idle) < MAX_IDLE_PER_ORIGIN:
+            idle.append(client)
+        else:
+            await client.aclose()
