@@ -268,12 +268,16 @@ class ThreadedServer:
         return self.open_connections
 
 
-def refused_url() -> str:
-    """A loopback URL where nothing listens."""
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/free-chat"
+        return int(sock.getsockname()[1])
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}/free-chat"
 
 
 @contextlib.contextmanager

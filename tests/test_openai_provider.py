@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,9 @@ import pytest
 import chatwire
 from chatwire import InvalidRequest, ProviderHTTPError, StreamInterrupted
 from chatwire.providers import local, openai
-from tests.servers import ScriptedServer, ThreadedServer
+from tests.servers import ScriptedServer, ThreadedServer, free_port
 
 QUESTION = [{"role": "user", "content": "Why is the sky blue?"}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

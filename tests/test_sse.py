@@ -15,7 +15,6 @@ def decode(*chunks: bytes, **kwargs: int) -> list[ServerSentEvent]:
     events: list[ServerSentEvent] = []
     for chunk in chunks:
         events.extend(decoder.feed(chunk))
-    events.extend(decoder.flush())
     return events
 
 

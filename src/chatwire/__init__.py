@@ -16,20 +16,22 @@ __version__ = "0.1.0"
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# The error classes are small and import nothing heavy: load them now.
+from ._errors import (
+    AllProvidersFailed,
+    ChatwireError,
+    InvalidRequest,
+    ProtocolError,
+    ProviderError,
+    ProviderHTTPError,
+    ProviderTimeout,
+    ProviderUnreachable,
+    StreamInterrupted,
+)
+
 if TYPE_CHECKING:
     from . import providers
     from ._client import ChatCompletion
-    from ._errors import (
-        AllProvidersFailed,
-        ChatwireError,
-        InvalidRequest,
-        ProtocolError,
-        ProviderError,
-        ProviderHTTPError,
-        ProviderTimeout,
-        ProviderUnreachable,
-        StreamInterrupted,
-    )
     from ._stream import AsyncStream, Stream
 
 __all__ = [
@@ -49,26 +51,12 @@ __all__ = [
     "providers",
 ]
 
-# Where each public name lives; ``None`` means the name is that submodule itself.
+# Where each name loaded on first use lives; ``None``: the name is that submodule.
 _HOMES: dict[str, tuple[str, str | None]] = {
     "ChatCompletion": ("._client", "ChatCompletion"),
     "Stream": ("._stream", "Stream"),
     "AsyncStream": ("._stream", "AsyncStream"),
     "providers": (".providers", None),
-    **{
-        name: ("._errors", name)
-        for name in (
-            "AllProvidersFailed",
-            "ChatwireError",
-            "InvalidRequest",
-            "ProtocolError",
-            "ProviderError",
-            "ProviderHTTPError",
-            "ProviderTimeout",
-            "ProviderUnreachable",
-            "StreamInterrupted",
-        )
-    },
 }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from ._errors import InvalidRequest
 from ._fallback import DEFAULT_MAX_RETRIES, AsyncFallbackReply, FallbackReply, Plan, make_plans
 from ._stream import AsyncStream, Stream
+from ._validate import Option
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,19 +64,14 @@ def _default_store() -> Store:
 
 
 _OWN_KEYWORDS = ("log", "store", "conversation_id", "max_retries")
+_MAX_RETRIES = Option("max_retries", int, "a whole number", minimum=0)
 
 
 def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Separate chatwire's own keywords (logging, retries) from the providers' options."""
     ours = {name: options.pop(name) for name in _OWN_KEYWORDS if name in options}
-    retries = ours.get("max_retries", DEFAULT_MAX_RETRIES)
-    if retries is None:
-        retries = DEFAULT_MAX_RETRIES
-    if isinstance(retries, str) and retries.isdigit():
-        retries = int(retries)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise InvalidRequest(f"max_retries must be a whole number >= 0, got {retries!r}")
-    ours["max_retries"] = retries
+    retries = ours.get("max_retries")
+    ours["max_retries"] = DEFAULT_MAX_RETRIES if retries is None else _MAX_RETRIES.coerce(retries)
     return ours, options
 
 

@@ -100,15 +100,6 @@ class SSEDecoder:
         self._overflow: ProtocolError | None = None
         self.lines_seen = 0
 
-    @property
-    def last_event_id(self) -> str:
-        return self._last_id
-
-    @property
-    def retry(self) -> int | None:
-        """The reconnection time the server last asked for, in milliseconds."""
-        return self._retry
-
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Consume one chunk of the byte stream; return the events it completed.
 
@@ -214,14 +205,6 @@ class SSEDecoder:
         # Progress for callers' timeouts: grows whenever a line completes.
         self.lines_seen += 1
         return region
-
-    def flush(self) -> list[ServerSentEvent]:
-        """End of stream: an unfinished line or event is dropped, as the spec says."""
-        self._buffer = b""
-        self._data = []
-        self._data_size = 0
-        self._event_type = ""
-        return []
 
     def _check_pending(self, pending: bytes) -> None:
         if len(pending) + self._data_size > self._max:

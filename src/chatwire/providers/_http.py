@@ -17,9 +17,11 @@ __all__ = [
     "EndOfStream",
     "WireRequest",
     "json_batch",
+    "read_batch",
     "read_each",
     "stream_async",
     "stream_sync",
+    "upstream_error",
 ]
 
 import json
@@ -38,7 +40,7 @@ from .._errors import (
     ProviderUnreachable,
     StreamInterrupted,
 )
-from .._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
+from .._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, shown
 from .._validate import Option
 from ._reply import AsyncReply, Reply
 
@@ -92,6 +94,43 @@ def read_each(
         if text:
             texts.append(text)
     return texts
+
+
+def read_batch(
+    datas: list[str],
+    meta: dict[str, Any],
+    read_event: Callable[[str, dict[str, Any]], str | None],
+    plain_text: Callable[[Any], str | None],
+) -> list[str]:
+    """The texts of a batch of events: in bulk when every event is the plain kind.
+
+    ``plain_text`` takes one parsed event and returns its text when it is the
+    common, text-only kind, or ``None`` (or fails on its shape) otherwise; then
+    the whole batch goes through ``read_event``, one event at a time, which
+    decides what every other kind of event means.
+    """
+    parsed = json_batch(datas)
+    if parsed is not None:
+        texts: list[str] = []
+        try:
+            for event in parsed:
+                text = plain_text(event)
+                if text is None:
+                    break
+                if text:
+                    texts.append(text)
+            else:
+                return texts
+        except (AttributeError, KeyError, TypeError, ValueError):
+            pass
+    return read_each(read_event, datas, meta)
+
+
+def upstream_error(parsed: dict[str, Any], data: str) -> StreamInterrupted:
+    """An error object in place of the answer: the stream broke at the source."""
+    error = parsed["error"]
+    message = error.get("message") if isinstance(error, dict) else error
+    return StreamInterrupted(f"upstream error: {message or shown(data.encode())}")
 
 
 def json_batch(datas: list[str]) -> list[Any] | None:

@@ -15,18 +15,18 @@ import os
 import sys
 from typing import Any
 
-from .._errors import ProtocolError, StreamInterrupted
+from .._errors import ProtocolError
 from .._sse import shown
 from ._base import describe_params, prepare
 from ._http import (
     HTTP_OPTIONS,
     EndOfStream,
     WireRequest,
-    json_batch,
     json_request,
-    read_each,
+    read_batch,
     stream_async,
     stream_sync,
+    upstream_error,
 )
 from ._reply import AsyncReply, Reply
 
@@ -92,9 +92,7 @@ def read_event(data: str, meta: dict[str, Any] | None = None) -> str | None:
     if not isinstance(parsed, dict):
         return None
     if "error" in parsed:
-        error = parsed["error"]
-        message = error.get("message") if isinstance(error, dict) else error
-        raise StreamInterrupted(f"upstream error: {message}")
+        raise upstream_error(parsed, data)
     delta = parsed.get("delta")
     if delta is None:
         return None
@@ -103,23 +101,14 @@ def read_event(data: str, meta: dict[str, Any] | None = None) -> str | None:
     return delta
 
 
+def _plain_delta(event: Any) -> str | None:
+    delta = event["delta"]
+    return delta if delta.__class__ is str and "error" not in event else None
+
+
 def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
     """The deltas of a batch of events, in order."""
-    parsed = json_batch(datas)
-    if parsed is None:
-        return read_each(read_event, datas, meta)
-    texts: list[str] = []
-    try:
-        for event in parsed:
-            delta = event["delta"]
-            if delta.__class__ is not str or "error" in event:
-                return read_each(read_event, datas, meta)
-            if delta:
-                texts.append(delta)
-    except (KeyError, TypeError):
-        # An event without a delta, or not an object: the general path decides.
-        return read_each(read_event, datas, meta)
-    return texts
+    return read_batch(datas, meta, read_event, _plain_delta)
 
 
 def _wire(model: object, messages: object, kwargs: dict[str, Any]) -> WireRequest:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import InvalidRequest, ProtocolError, ProviderError, StreamInterrupted
+from .._errors import InvalidRequest, ProtocolError
 from .._sse import shown
 from .._validate import Option
 from ._base import describe_params, prepare
@@ -24,11 +24,11 @@ from ._http import (
     HTTP_OPTIONS,
     EndOfStream,
     WireRequest,
-    json_batch,
     json_request,
-    read_each,
+    read_batch,
     stream_async,
     stream_sync,
+    upstream_error,
 )
 from ._reply import AsyncReply, Reply
 
@@ -76,13 +76,6 @@ options: Mapping[str, Option] = {
 }
 
 
-def _upstream_error(parsed: dict[str, Any], data: str) -> ProviderError:
-    # An error object in place of the answer: the stream broke at the source.
-    error = parsed["error"]
-    message = error.get("message") if isinstance(error, dict) else error
-    return StreamInterrupted(f"upstream error: {message or shown(data.encode())}")
-
-
 def read_event(data: str, meta: dict[str, Any]) -> str | None:
     """The content delta of one ``chat.completion.chunk`` event."""
     if data == "[DONE]":
@@ -94,7 +87,7 @@ def read_event(data: str, meta: dict[str, Any]) -> str | None:
     if not isinstance(parsed, dict):
         raise ProtocolError("event data is not a JSON object", line=shown(data.encode()))
     if "error" in parsed:
-        raise _upstream_error(parsed, data)
+        raise upstream_error(parsed, data)
     if parsed.get("usage"):
         meta["usage"] = parsed["usage"]
     choices = parsed.get("choices")
@@ -114,24 +107,18 @@ def read_event(data: str, meta: dict[str, Any]) -> str | None:
     return content
 
 
+def _plain_content(event: Any) -> str | None:
+    # The common event: one choice, a text delta, nothing else to note.
+    (choice,) = event["choices"]
+    content = choice["delta"]["content"]
+    if content.__class__ is not str or choice.get("finish_reason") or event.get("usage"):
+        return None
+    return content
+
+
 def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
     """The content deltas of a batch of events, in order."""
-    parsed = json_batch(datas)
-    if parsed is None:
-        return read_each(read_event, datas, meta)
-    texts: list[str] = []
-    try:
-        for event in parsed:
-            (choice,) = event["choices"]
-            content = choice["delta"]["content"]
-            # The common event: one choice, a text delta, nothing else to note.
-            if content.__class__ is not str or choice.get("finish_reason") or event.get("usage"):
-                return read_each(read_event, datas, meta)
-            if content:
-                texts.append(content)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return read_each(read_event, datas, meta)
-    return texts
+    return read_batch(datas, meta, read_event, _plain_content)
 
 
 def read_body(body: bytes, meta: dict[str, Any]) -> str:
@@ -141,7 +128,7 @@ def read_body(body: bytes, meta: dict[str, Any]) -> str:
     except ValueError:
         raise ProtocolError("response is not JSON", line=shown(body)) from None
     if isinstance(parsed, dict) and "error" in parsed:
-        raise _upstream_error(parsed, body.decode("utf-8", "replace"))
+        raise upstream_error(parsed, body.decode("utf-8", "replace"))
     try:
         choice = parsed["choices"][0]
         content = choice["message"].get("content") or ""

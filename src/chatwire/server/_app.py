@@ -33,7 +33,7 @@ from .._stream import AsyncStream
 if TYPE_CHECKING:
     from ..store import Store
 from ._pages import log_routes, page_routes
-from ._routes import api_routes, close_stream
+from ._routes import api_routes, close_stream, upstream_failed
 from ._wire import (
     CONVERSATION_HEADER,
     ApiError,
@@ -170,25 +170,29 @@ class Gateway:
         options: dict[str, Any],
         conversation_id: str | None = None,
     ) -> tuple[AsyncStream, str | None]:
-        """Start an answer and wait for its first piece (``None``: empty answer)."""
+        """Start an answer and wait for its first piece (``None``: empty answer).
+
+        The request takes one of the server's places (or gets its 429 here);
+        the caller gives it back with ``release`` once the answer has ended.
+        """
+        self.admit()
         try:
             stream = await ChatCompletion.acreate(
                 model, messages, modules, stream=True, store=self.store,
                 conversation_id=conversation_id, **options,
             )  # fmt: skip
         except InvalidRequest as exc:
+            self.release()
             raise ApiError(400, str(exc)) from None
         try:
             return stream, await stream.__anext__()
         except StopAsyncIteration:
             return stream, None
-        except ProviderError as exc:
+        except BaseException as exc:
             await close_stream(stream)
-            raise ApiError(
-                502, exc.message, type="upstream_error", code="upstream_failed"
-            ) from None
-        except BaseException:
-            await close_stream(stream)
+            self.release()
+            if isinstance(exc, ProviderError):
+                raise upstream_failed(exc) from None
             raise
 
 

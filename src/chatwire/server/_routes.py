@@ -91,26 +91,21 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         options = gateway.options_for(targets, chat.options)
         cid = gateway.conversation_id(request)
         headers = {CONVERSATION_HEADER: cid} if cid else {}
-        gateway.admit()
+        stream, first = await gateway.open(targets, model, chat.messages, options, cid)
+        name = f"{stream.provider}/{stream.model}"
+        if chat.stream:
+            events = _chat_events(stream, first, ChunkEncoder(name), chat.include_usage)
+            return EventStream(
+                events, headers={**_SSE_HEADERS, **headers}, on_close=gateway.release
+            )
+        pieces = [] if first is None else [first]
         try:
-            stream, first = await gateway.open(targets, model, chat.messages, options, cid)
-            name = f"{stream.provider}/{stream.model}"
-            if chat.stream:
-                events = _chat_events(stream, first, ChunkEncoder(name), chat.include_usage)
-                return EventStream(
-                    events, headers={**_SSE_HEADERS, **headers}, on_close=gateway.release
-                )
-            pieces = [] if first is None else [first]
-            try:
-                pieces += [piece async for piece in stream]
-            except ProviderError as exc:
-                raise upstream_failed(exc) from None
-            finally:
-                await close_stream(stream)
-        except BaseException:
+            pieces += [piece async for piece in stream]
+        except ProviderError as exc:
+            raise upstream_failed(exc) from None
+        finally:
+            await close_stream(stream)
             gateway.release()
-            raise
-        gateway.release()
         finish = str(stream.meta.get("finish_reason") or "stop")
         body = completion_object(name, "".join(pieces), finish, _usage(stream, len(pieces)))
         return JSONResponse(body, headers=headers)
@@ -121,12 +116,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         targets = list(gateway.modules.values())
         options = gateway.options_for(targets, {})
         cid = gateway.conversation_id(request)
-        gateway.admit()
-        try:
-            stream, first = await gateway.open(targets, None, messages, options, cid)
-        except BaseException:
-            gateway.release()
-            raise
+        stream, first = await gateway.open(targets, None, messages, options, cid)
         events = _free_chat_events(stream, first)
         return EventStream(events, headers=_SSE_HEADERS, on_close=gateway.release)
 
