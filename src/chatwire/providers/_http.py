@@ -47,6 +47,9 @@ from ._reply import AsyncReply, Reply
 if TYPE_CHECKING:
     import httpx
 
+    from ._h1 import Response, TransportError
+    from ._pool import ProxiedResponse
+
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 _ERROR_BODY_BYTES = 512
@@ -293,20 +296,20 @@ class Receiver:
             )
         return ProviderTimeout(message, provider=self.request.provider, url=self.request.url)
 
-    def failure(self, exc: httpx.HTTPError) -> ProviderError:
-        """Map a transport error onto the chatwire tree."""
-        import httpx
+    def failure(self, exc: TransportError) -> ProviderError:
+        """Map a transport failure onto the chatwire tree."""
+        from ._h1 import ConnectFailed, ConnectTimedOut, ReadTimedOut
 
         request = self.request
         where: dict[str, Any] = {"provider": request.provider, "url": request.url}
         detail = str(exc) or type(exc).__name__
-        if isinstance(exc, httpx.ConnectTimeout):
+        if isinstance(exc, ConnectTimedOut):
             return ProviderTimeout(
                 f"could not connect within {request.connect_timeout:g}s", **where
             )
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc, ConnectFailed):
             return ProviderUnreachable(f"cannot connect: {detail}", **where)
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, ReadTimedOut):
             return self.timed_out(f"no data within the read timeout of {request.read_timeout:g}s")
         partial = self.partial
         return StreamInterrupted(
@@ -322,7 +325,7 @@ class Receiver:
         exc.partial = exc.partial or self.partial
         return exc
 
-    def http_error(self, status: int, head: bytes, headers: httpx.Headers) -> ProviderHTTPError:
+    def http_error(self, status: int, head: bytes, headers: Mapping[str, str]) -> ProviderHTTPError:
         body = head[:_ERROR_BODY_BYTES].decode("utf-8", "replace")
         return ProviderHTTPError(
             f"HTTP {status}: {_error_message(body)}",
@@ -389,7 +392,7 @@ def stream_async(request: WireRequest) -> AsyncReply:
 def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
     import httpx
 
-    from ._pool import borrow_sync
+    from ._pool import borrow_sync, transport_error
 
     try:
         with (
@@ -423,70 +426,59 @@ def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
                 if receiver.done:
                     return
     except httpx.HTTPError as exc:
-        raise receiver.failure(exc) from exc
+        raise receiver.failure(transport_error(exc)) from exc
     except ProviderError as exc:
         raise receiver.annotate(exc) from exc.__cause__
 
 
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    """Read the end of a finished answer so its connection can be reused.
+async def _post_async(request: WireRequest) -> Response | ProxiedResponse:
+    from . import _h1
 
-    Servers end the body right after ``[DONE]``; one that keeps it open gets
-    a moment, then the connection is closed rather than pooled.
-    """
-    import asyncio
+    if _h1.uses_proxy(request.url):
+        from ._pool import post_via_proxy
 
-    import httpx
-
-    try:
-        async with asyncio.timeout(_DRAIN_SECONDS):
-            async for _ in chunks:
-                pass
-    except (TimeoutError, httpx.HTTPError):
-        pass
+        return await post_via_proxy(request.url, request.body, request.headers, _timeout(request))
+    return await _h1.post(
+        request.url,
+        request.body,
+        request.headers,
+        connect_timeout=request.connect_timeout,
+        read_timeout=request.read_timeout,
+    )
 
 
 async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
-    import httpx
-
-    from ._pool import borrow_async
+    from ._h1 import TransportError
 
     try:
-        async with (
-            borrow_async(request.url) as client,
-            client.stream(
-                "POST",
-                request.url,
-                content=request.body,
-                headers=dict(request.headers),
-                timeout=_timeout(request),
-            ) as response,
-        ):
-            if response.status_code >= 400:
+        response = await _post_async(request)
+        try:
+            if response.status >= 400:
                 head = b""
-                async for chunk in response.aiter_bytes():
+                while len(head) < _ERROR_BODY_BYTES and (chunk := await response.read()):
                     head += chunk
-                    if len(head) >= _ERROR_BODY_BYTES:
-                        break
-                raise receiver.http_error(response.status_code, head, response.headers)
+                raise receiver.http_error(response.status, head, response.headers)
             if request.read_body is not None:
                 body = b""
-                async for chunk in response.aiter_bytes():
+                while chunk := await response.read():
                     body += chunk
                     receiver.check_body_size(len(body))
                 for text in receiver.whole_body(body):
                     yield text
                 return
-            chunks = response.aiter_bytes()
-            async for chunk in chunks:
+            while chunk := await response.read():
                 for text in receiver.feed(chunk):
                     yield text
                 if receiver.failed is not None:
                     raise receiver.failed
                 if receiver.done:
-                    await _drain(chunks)
+                    # Servers end the body right after [DONE]; reading that end
+                    # lets the connection be reused.
+                    await response.finish(_DRAIN_SECONDS)
                     return
-    except httpx.HTTPError as exc:
+        finally:
+            await response.aclose()
+    except TransportError as exc:
         raise receiver.failure(exc) from exc
     except ProviderError as exc:
         raise receiver.annotate(exc) from exc.__cause__

@@ -1,10 +1,10 @@
-"""Reused HTTP clients, each lent to one request at a time.
+"""The httpx side: reused clients for the sync driver, and the async proxy path.
 
-A client is borrowed for one exchange and handed back when it ends; it keeps
-its one connection open (keep-alive), so the next request to the same server
-skips the TCP (and TLS) handshake. A response that is not read to its end is
-not kept: httpcore closes its connection, so a caller who stops early still
-closes the connection at once.
+A sync client is borrowed for one exchange and handed back when it ends; it
+keeps its one connection open (keep-alive), so the next request to the same
+server skips the TCP (and TLS) handshake. A response that is not read to its
+end is not kept: httpcore closes its connection, so a caller who stops early
+still closes the connection at once.
 
 Why not one shared client? httpcore's pool scans every connection it holds on
 each request and each release; with a hundred streams in flight that scan
@@ -12,48 +12,38 @@ took half the gateway's CPU (measured with bench/gateway.py). A client that
 never holds more than one connection makes each scan trivial.
 
 Sync callers share one set of clients per process (a forked child starts its
-own); async callers one set per event loop, which goes away with its loop.
+own). Async exchanges use ``_h1`` unless a proxy is configured for the URL;
+then ``post_via_proxy`` runs them through httpx, which knows proxies.
 """
 
 from __future__ import annotations
 
-__all__ = ["borrow_async", "borrow_sync"]
+__all__ = ["ProxiedResponse", "borrow_sync", "post_via_proxy", "transport_error"]
 
 import os
 import threading
-import weakref
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    import ssl
-    from asyncio import AbstractEventLoop
+from ._h1 import (
+    KEEPALIVE_SECONDS,
+    ConnectFailed,
+    ConnectionLost,
+    ConnectTimedOut,
+    ReadTimedOut,
+    TransportError,
+    ssl_context,
+)
 
-# Below the 5 s idle timeout common in servers (uvicorn, nginx), so a kept
-# connection is rarely reused just as the server closes it.
-KEEPALIVE_SECONDS = 4.0
 # Idle clients kept per server (each with at most one open connection).
 MAX_IDLE_PER_ORIGIN = 64
 
 _lock = threading.Lock()
 _sync: dict[int, dict[str, list[httpx.Client]]] = {}
-_async: weakref.WeakKeyDictionary[AbstractEventLoop, dict[str, list[httpx.AsyncClient]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@cache
-def _ssl_context() -> ssl.SSLContext:
-    # Building a context loads the CA bundle (tens of ms): do it once per process.
-    import ssl
-
-    import certifi
-
-    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
 
 
 @cache
@@ -67,7 +57,7 @@ def _proxies_in_environment() -> bool:
 
 def _settings() -> dict[str, Any]:
     return {
-        "verify": _ssl_context(),
+        "verify": ssl_context(),
         "trust_env": _proxies_in_environment(),
         "limits": httpx.Limits(
             max_connections=None, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_SECONDS
@@ -101,18 +91,63 @@ def borrow_sync(url: str) -> Iterator[httpx.Client]:
             client.close()
 
 
-@asynccontextmanager
-async def borrow_async(url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The async twin of ``borrow_sync``, for the running event loop."""
-    import asyncio
+def transport_error(exc: httpx.HTTPError) -> TransportError:
+    """An httpx failure as the transport error ``_h1`` would have raised."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ConnectTimedOut(detail)
+    if isinstance(exc, httpx.ConnectError):
+        return ConnectFailed(detail)
+    if isinstance(exc, httpx.TimeoutException):
+        return ReadTimedOut(detail)
+    return ConnectionLost(detail)
 
-    origin = _origin(url)
-    idle = _async.setdefault(asyncio.get_running_loop(), {}).setdefault(origin, [])
-    client = idle.pop() if idle else httpx.AsyncClient(**_settings())
+
+class ProxiedResponse:
+    """An httpx response behind the same small interface as ``_h1.Response``."""
+
+    def __init__(self, client: httpx.AsyncClient, response: httpx.Response) -> None:
+        self._client = client
+        self._response = response
+        self._chunks = response.aiter_bytes()
+        self.status = response.status_code
+        self.headers = response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await anext(self._chunks, b"")
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from exc
+
+    async def finish(self, within: float) -> None:
+        import asyncio
+
+        try:
+            async with asyncio.timeout(within):
+                while await self.read():
+                    pass
+        except (TimeoutError, TransportError):
+            pass
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+        await self._client.aclose()
+
+
+async def post_via_proxy(
+    url: str, body: bytes, headers: Mapping[str, str], timeout: httpx.Timeout
+) -> ProxiedResponse:
+    """POST through the proxy the environment names, with a client of its own."""
+    client = httpx.AsyncClient(verify=ssl_context(), trust_env=True)
     try:
-        yield client
-    finally:
-        if len(idle) < MAX_IDLE_PER_ORIGIN:
-            idle.append(client)
-        else:
-            await client.aclose()
+        request = client.build_request(
+            "POST", url, content=body, headers=dict(headers), timeout=timeout
+        )
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        await client.aclose()
+        raise transport_error(exc) from exc
+    except BaseException:
+        await client.aclose()
+        raise
+    return ProxiedResponse(client, response)
