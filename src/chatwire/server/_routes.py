@@ -52,19 +52,21 @@ def _usage(stream: AsyncStream, pieces: int) -> dict[str, Any]:
 async def _chat_events(
     stream: AsyncStream, first: str | None, encoder: ChunkEncoder, include_usage: bool
 ) -> AsyncIterator[bytes]:
+    # Chunks that go out together are joined: one write (and one packet) each.
     pieces = 0
     try:
-        yield encoder.role()
+        head = encoder.role()
         if first is not None:
             pieces += 1
-            yield encoder.content(first)
+            head += encoder.content(first)
+        yield head
         async for piece in stream:
             pieces += 1
             yield encoder.content(piece)
-        yield encoder.finish(str(stream.meta.get("finish_reason") or "stop"))
+        tail = encoder.finish(str(stream.meta.get("finish_reason") or "stop"))
         if include_usage:
-            yield encoder.usage(_usage(stream, pieces))
-        yield ChunkEncoder.DONE
+            tail += encoder.usage(_usage(stream, pieces))
+        yield tail + ChunkEncoder.DONE
     except ProviderError as exc:
         yield ChunkEncoder.error(exc.message)
     finally:
