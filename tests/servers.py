@@ -103,6 +103,20 @@ class ScriptedServer:
             await self._chunk(send, delta_event(piece))
         await self._end(send)
 
+    async def route_compatible(self, receive: Receive, send: Send) -> None:
+        """OpenAI-compatible: a whole ``chat.completion`` unless the request asks to stream."""
+        if self.requests[-1].json.get("stream"):
+            await self.route_openai(receive, send)
+            return
+        message = {"role": "assistant", "content": "".join(self.pieces)}
+        body = {
+            "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+        }  # fmt: skip
+        headers = [(b"content-type", b"application/json")]
+        await self._respond(send, 200, json.dumps(body).encode(), headers)
+
     async def route_openai(self, receive: Receive, send: Send) -> None:
         """An OpenAI-style stream: role, content deltas, finish, usage, [DONE]."""
         await self._start_stream(send)

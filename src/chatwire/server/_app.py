@@ -1,12 +1,12 @@
 """The gateway: any chatwire provider behind the OpenAI API and the free-chat protocol.
 
 Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /free-chat``,
-``GET /healthz``, the conversation log read-only under ``/v1/conversations``,
-and the chat page at ``/``. Every answer waits for its first piece of text before
-it commits to a status code, so a provider that fails up front is a 502 with
-its message; a failure after that is an error event at the end of the
-stream. A client that goes away cancels the stream, which closes the
-upstream connection or stops local generation.
+``GET /healthz``, ``GET /openapi.json``, the conversation log read-only under
+``/v1/conversations``, and the chat page at ``/``. Every answer waits for its
+first piece of text before it commits to a status code, so a provider that
+fails up front is a 502 with its message; a failure after that is an error
+event at the end of the stream. A client that goes away cancels the stream,
+which closes the upstream connection or stops local generation.
 """
 
 from __future__ import annotations
@@ -222,8 +222,10 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        error = ApiError(exc.status_code, str(exc.detail), code="not_found")
-        return JSONResponse(error.body(), status_code=exc.status_code)
+        code = "method_not_allowed" if exc.status_code == 405 else "not_found"
+        error = ApiError(exc.status_code, str(exc.detail), code=code)
+        # Keep Starlette's headers: a 405 must say which methods are allowed.
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Never a traceback to the client; the server's own log has it.

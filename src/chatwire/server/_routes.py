@@ -1,4 +1,4 @@
-"""The API routes of the gateway: chat completions, free-chat, models, health."""
+"""The API routes of the gateway: chat completions, free-chat, models, health, schema."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from .._errors import ProviderError
 from .._stream import AsyncStream
 from ._event_stream import EventStream
+from ._openapi import openapi_document
 from ._wire import (
     CONVERSATION_HEADER,
     ApiError,
@@ -134,9 +135,16 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def openapi(request: Request) -> Response:
+        # Public like /healthz: it describes the API, it holds nothing secret.
+        return JSONResponse(document)
+
+    document = openapi_document(gateway)
+
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/free-chat", free_chat, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]

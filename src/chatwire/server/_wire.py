@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CONVERSATION_HEADER",
+    "SAMPLING_FIELDS",
     "ApiError",
     "ChatRequest",
     "ChunkEncoder",
@@ -98,7 +99,7 @@ def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what:
 
 
 # OpenAI request fields the gateway forwards, with their JSON types.
-_SAMPLING: dict[str, tuple[type | tuple[type, ...], str]] = {
+SAMPLING_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_tokens": (int, "an integer"),
     "max_completion_tokens": (int, "an integer"),
     "temperature": ((int, float), "a number"),
@@ -120,9 +121,15 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     model = _field(parsed, "model", str, "a string")
     stream = bool(_field(parsed, "stream", bool, "true or false"))
     stream_options = _field(parsed, "stream_options", dict, "an object") or {}
-    include_usage = bool(stream_options.get("include_usage"))
+    include_usage = stream_options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        got = json.dumps(include_usage)[:80]
+        raise ApiError(
+            400, f"'stream_options.include_usage' must be true or false, got {got}",
+            param="stream_options.include_usage",
+        )  # fmt: skip
     options: dict[str, Any] = {}
-    for name, (kind, what) in _SAMPLING.items():
+    for name, (kind, what) in SAMPLING_FIELDS.items():
         value = _field(parsed, name, kind, what)
         if value is not None:
             options[name] = value
@@ -130,9 +137,13 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         isinstance(item, str) for item in options["stop"]
     ):
         raise ApiError(400, "'stop' must be a string or a list of strings", param="stop")
+    for name in ("max_tokens", "max_completion_tokens"):
+        # Checked here: one of the two is dropped below, and must not hide a bad value.
+        if name in options and options[name] < 1:
+            raise ApiError(400, f"'{name}' must be at least 1, got {options[name]}", param=name)
     if "max_completion_tokens" in options:
         options["max_tokens"] = options.pop("max_completion_tokens")
-    return ChatRequest(model, messages, stream, include_usage, options)
+    return ChatRequest(model, messages, stream, bool(include_usage), options)
 
 
 def parse_free_chat_request(body: bytes) -> list[Any]:
@@ -141,7 +152,11 @@ def parse_free_chat_request(body: bytes) -> list[Any]:
     text = parsed.get("text")
     if not isinstance(text, str):
         raise ApiError(400, "'text' must be a string", param="text")
-    history = parsed.get("messages") or []
+    history = parsed.get("messages")
+    if history is None:
+        history = []
+    elif not isinstance(history, list):
+        raise ApiError(400, "'messages' must be a list of messages", param="messages")
     try:
         return check_messages([*history, {"role": "user", "content": text}])
     except InvalidRequest as exc:

@@ -1,0 +1,335 @@
+"""The gateway's OpenAPI document, served at ``/openapi.json``.
+
+It is built for the running server: the models it serves and the limits its
+providers put on sampling options (``temperature`` at most 2 for the OpenAI
+provider, 5 for the local one, ...) are written into the schema, so a request
+the schema allows is one this server accepts. The test suite checks that
+claim with schemathesis.
+"""
+
+from __future__ import annotations
+
+__all__ = ["openapi_document"]
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from .._types import ROLES
+from .._validate import Option
+from ._wire import CONVERSATION_HEADER, SAMPLING_FIELDS
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from ._app import Gateway
+
+_JSON = "application/json"
+_EVENTS = "text/event-stream"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    meaning = {
+        400: "the request is malformed; the message names the field",
+        401: "missing or wrong API key",
+        404: "no such model or resource",
+        413: "request body over the server's limit",
+        429: "the server is at its concurrency limit",
+        502: "the provider failed before its first piece of text",
+    }
+    return {
+        str(status): {
+            "description": meaning[status],
+            "content": {_JSON: {"schema": _ref("Error")}},
+        }
+        for status in statuses
+    }
+
+
+def _bounded(kind: str, options: Iterable[Option]) -> dict[str, Any]:
+    """A numeric schema with the tightest bounds the serving providers enforce."""
+    schema: dict[str, Any] = {"type": kind, "nullable": True}
+    minimums = [option.minimum for option in options if option.minimum is not None]
+    maximums = [option.maximum for option in options if option.maximum is not None]
+    if minimums:
+        schema["minimum"] = max(minimums)
+    if maximums:
+        schema["maximum"] = min(maximums)
+    return schema
+
+
+def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
+    declared: dict[str, list[Option]] = {}
+    for module in modules:
+        for name, option in getattr(module, "options", {}).items():
+            declared.setdefault(name, []).append(option)
+    properties: dict[str, Any] = {}
+    for name, (kind, _) in SAMPLING_FIELDS.items():
+        # max_completion_tokens is forwarded as max_tokens.
+        options = declared.get(name, []) + (
+            declared.get("max_tokens", []) if name == "max_completion_tokens" else []
+        )
+        if name == "stop":
+            properties[name] = {
+                "nullable": True,
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}},
+                ],
+            }
+        else:
+            properties[name] = _bounded("integer" if kind is int else "number", options)
+    return properties
+
+
+def _model_schema(gateway: Gateway) -> dict[str, Any]:
+    default = gateway.modules[gateway.default]
+    schema: dict[str, Any] = {"type": "string", "nullable": True}
+    if not getattr(default, "accepts_any_model", False):
+        names = set(gateway.modules)
+        for name, module in gateway.modules.items():
+            names.update(module.model)
+            names.update(f"{name}/{model}" for model in module.model)
+        schema["enum"] = sorted(names)
+    return schema
+
+
+def _components(gateway: Gateway) -> dict[str, Any]:
+    message = {
+        "type": "object",
+        "required": ["role", "content"],
+        "properties": {
+            "role": {"type": "string", "enum": list(ROLES)},
+            "content": {"type": "string"},
+        },
+    }
+    chat_request = {
+        "type": "object",
+        "required": ["messages"],
+        "properties": {
+            "model": _model_schema(gateway),
+            "messages": {"type": "array", "minItems": 1, "items": _ref("Message")},
+            "stream": {"type": "boolean", "nullable": True},
+            "stream_options": {
+                "type": "object",
+                "nullable": True,
+                "properties": {"include_usage": {"type": "boolean", "nullable": True}},
+            },
+            **_sampling_properties(gateway.modules.values()),
+        },
+    }
+    choice = {
+        "type": "object",
+        "required": ["index", "message", "finish_reason"],
+        "properties": {
+            "index": {"type": "integer"},
+            "message": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
+            },
+            "finish_reason": {"type": "string"},
+        },
+    }
+    completion = {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices", "usage"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"type": "string", "enum": ["chat.completion"]},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "choices": {"type": "array", "items": choice},
+            "usage": {"type": "object"},
+        },
+    }
+    model_list = {
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "object", "owned_by"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "object": {"type": "string", "enum": ["model"]},
+                        "owned_by": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
+    free_chat = {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "text": {"type": "string"},
+            "messages": {"type": "array", "nullable": True, "items": _ref("Message")},
+        },
+    }
+    error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["message", "type"],
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                    "param": {"type": "string", "nullable": True},
+                    "code": {"type": "string", "nullable": True},
+                },
+            }
+        },
+    }
+    return {
+        "Message": message,
+        "ChatCompletionRequest": chat_request,
+        "ChatCompletion": completion,
+        "ModelList": model_list,
+        "FreeChatRequest": free_chat,
+        "Error": error,
+        "ConversationList": {
+            "type": "object",
+            "required": ["object", "data"],
+            "properties": {"object": {"type": "string"}, "data": {"type": "array"}},
+        },
+        "Conversation": {
+            "type": "object",
+            "required": ["id", "exchanges"],
+            "properties": {"id": {"type": "string"}, "exchanges": {"type": "array"}},
+        },
+    }
+
+
+def _json_body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+def _paths(gateway: Gateway) -> dict[str, Any]:
+    conversation_header = {
+        "name": CONVERSATION_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "the logged conversation this exchange continues",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    }
+    # text/event-stream: under OpenAPI 3.0 the schema describes one event. Each
+    # carries a JSON object (a chunk, a delta or an error) or the [DONE] mark.
+    events = {
+        "schema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {"type": "string", "pattern": r"^(\[DONE\]|\{.*\})$"},
+                "event": {"type": "string", "enum": ["message"]},
+            },
+        }
+    }
+    log_errors = _errors(401, 404) if gateway.api_key else _errors(404)
+    auth_errors = _errors(401) if gateway.api_key else {}
+    return {
+        "/v1/chat/completions": {
+            "post": {
+                "summary": "OpenAI chat completions, streamed or whole",
+                "parameters": [conversation_header],
+                "requestBody": _json_body("ChatCompletionRequest"),
+                "responses": {
+                    "200": {
+                        "description": "a chat.completion, or chat.completion.chunk events",
+                        "content": {_JSON: {"schema": _ref("ChatCompletion")}, _EVENTS: events},
+                    },
+                    **_errors(400, 404, 413, 429, 502),
+                    **auth_errors,
+                },
+            }
+        },
+        "/free-chat": {
+            "post": {
+                "summary": "The Forefront free-chat protocol",
+                "parameters": [conversation_header],
+                "requestBody": _json_body("FreeChatRequest"),
+                "responses": {
+                    "200": {
+                        "description": 'data: {"delta": ...} events',
+                        "content": {_EVENTS: events},
+                    },
+                    **_errors(400, 413, 429, 502),
+                    **auth_errors,
+                },
+            }
+        },
+        "/v1/models": {
+            "get": {
+                "summary": "The models this server serves, as provider/model ids",
+                "responses": {
+                    "200": _ok("the models", "ModelList"),
+                    **auth_errors,
+                },
+            }
+        },
+        "/v1/conversations": {
+            "get": {
+                "summary": "The logged conversations, newest first",
+                "responses": {
+                    "200": _ok("conversations", "ConversationList"),
+                    **log_errors,
+                },
+            }
+        },
+        "/v1/conversations/{cid}": {
+            "get": {
+                "summary": "One logged conversation",
+                "parameters": [
+                    {"name": "cid", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _ok("its exchanges", "Conversation"),
+                    **log_errors,
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness; needs no key",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "the server is up",
+                        "content": {_JSON: {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def openapi_document(gateway: Gateway) -> dict[str, Any]:
+    """The OpenAPI 3.0 description of this gateway, as a JSON-ready dict."""
+    document: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "chatwire gateway",
+            "version": __version__,
+            "description": "OpenAI chat completions and the Forefront free-chat protocol "
+            "in front of chatwire providers: " + ", ".join(gateway.modules),
+        },
+        "paths": _paths(gateway),
+        "components": {"schemas": _components(gateway)},
+    }
+    if gateway.api_key:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document
