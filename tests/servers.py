@@ -248,7 +248,15 @@ class ThreadedServer:
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="off")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            await self._server.serve()
+
+        asyncio.run(serve())
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
@@ -273,6 +281,22 @@ class ThreadedServer:
     @property
     def open_connections(self) -> int:
         return len(self._server.server_state.connections)
+
+    def task_count(self) -> int:
+        """The asyncio tasks alive on the server's event loop (asked on that loop)."""
+        assert self._loop is not None
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1  # not this one
+
+        return asyncio.run_coroutine_threadsafe(count(), self._loop).result(timeout=10)
+
+    def wait_for_tasks(self, count: int, within: float = 10.0) -> int:
+        """Wait until at most ``count`` tasks are alive (or give up); return the count."""
+        deadline = time.monotonic() + within
+        while (alive := self.task_count()) > count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return alive
 
     def wait_for_connections(self, count: int, within: float = 10.0) -> int:
         """Wait until ``count`` connections are open (or give up); return the count."""

@@ -3,13 +3,15 @@
 For each fault the server misbehaves in one way; through each entry point we
 check the error a user sees, that the text already received is kept, that the
 conversation log marks the exchange, and that nothing is left open afterwards
-(connections on the faulty server, threads in this process). Retries are off
+(connections on the faulty server, threads in this process, asyncio tasks in
+the async library and on the gateway's event loop). Retries are off
 (``max_retries=0``) so that each fault is seen once; the read timeout is short
 so that the stalls end quickly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -94,6 +96,39 @@ def test_library(fault: Fault, server: ThreadedServer, tmp_path: Path) -> None:
 
 
 @faults
+def test_async_library(fault: Fault, server: ThreadedServer, tmp_path: Path) -> None:
+    threads = threading.active_count()
+    store = Store(tmp_path / "log.db")
+
+    async def ask() -> tuple[str, BaseException | None, int]:
+        stream = await chatwire.ChatCompletion.acreate(
+            messages=USER, provider="forefront", stream=True, base_url=url_for(fault, server),
+            store=store, **OPTIONS,
+        )  # fmt: skip
+        failure: BaseException | None = None
+        try:
+            async for _ in stream:
+                pass
+        except chatwire.ChatwireError as exc:
+            failure = exc
+        await asyncio.sleep(0)  # let anything the stream scheduled run out
+        return stream.text, failure, len(asyncio.all_tasks())
+
+    text, failure, tasks = asyncio.run(ask())
+    assert text == fault.partial
+    if fault.error is None:
+        assert failure is None
+    else:
+        assert isinstance(failure, fault.error)
+        assert failure.partial == fault.partial
+        assert fault.says in str(failure)
+    assert tasks == 1  # only the one running ask()
+    (exchange,) = store.recent()
+    assert (exchange.status, exchange.response) == (fault.status, fault.partial)
+    assert_nothing_left(server, threads)
+
+
+@faults
 def test_command(fault: Fault, server: ThreadedServer, tmp_path: Path) -> None:
     result = subprocess.run(
         [CHATWIRE, "-p", "forefront", "-o", f"base_url={url_for(fault, server)}",
@@ -121,10 +156,12 @@ def test_gateway(fault: Fault, server: ThreadedServer, tmp_path: Path) -> None:
         "forefront", store=store, options={"base_url": url_for(fault, server), **OPTIONS}
     )
     with running(app) as gateway:
+        idle_tasks = gateway.task_count()
         reply = httpx.post(
             gateway.url("/v1/chat/completions"), json={"messages": USER, "stream": True},
             timeout=60,
         )  # fmt: skip
+        assert gateway.wait_for_tasks(idle_tasks) == idle_tasks
     if fault.error is not None and not fault.partial:
         assert reply.status_code == 502  # failed before the first token
         assert fault.says in reply.json()["error"]["message"]
