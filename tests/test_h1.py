@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -110,6 +111,33 @@ def test_keeps_the_connection_for_the_next_request() -> None:
     with RawServer(handler) as server:
         assert asyncio.run(twice(server.url())) == ["Hello, world"] * 2
         assert server.connections == 1
+
+
+def test_an_idle_kept_connection_is_closed_after_the_keepalive_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_h1, "KEEPALIVE_SECONDS", 0.2)
+    closed_after: list[float] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(sized(BODY))
+        answered = time.monotonic()
+        await reader.read()  # b"" once the client closes its side
+        closed_after.append(time.monotonic() - answered)
+
+    async def ask_then_idle(url: str) -> str:
+        text = await ask(url)
+        await asyncio.sleep(1.0)  # the client stays alive, doing nothing
+        return text
+
+    with RawServer(handler) as server:
+        assert asyncio.run(ask_then_idle(server.url())) == "Hello, world"
+        deadline = time.monotonic() + 5
+        while not closed_after and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert closed_after
+    assert closed_after[0] < 0.9  # by the sweep, not by the loop shutting down
 
 
 def test_a_kept_connection_closed_on_reuse_is_retried_on_a_new_one() -> None:

@@ -254,10 +254,15 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 class _Pool:
-    """Idle keep-alive connections of one event loop, per origin (newest last)."""
+    """Idle keep-alive connections of one event loop, per origin (newest last).
+
+    A connection idle past ``KEEPALIVE_SECONDS`` is closed by a sweep, so a
+    quiet process does not hold sockets open on servers it no longer uses.
+    """
 
     def __init__(self) -> None:
         self.idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._sweep: asyncio.TimerHandle | None = None
 
     def take(self, origin: tuple[str, str, int]) -> _Connection | None:
         idle = self.idle.get(origin)
@@ -276,6 +281,24 @@ class _Pool:
             return
         connection.idle_since = time.monotonic()
         idle.append(connection)
+        if self._sweep is None:
+            self._schedule_sweep()
+
+    def _schedule_sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweep = loop.call_later(KEEPALIVE_SECONDS, self._close_expired)
+
+    def _close_expired(self) -> None:
+        self._sweep = None
+        now = time.monotonic()
+        for idle in self.idle.values():
+            fresh = [c for c in idle if not c.closed and now - c.idle_since < KEEPALIVE_SECONDS]
+            for connection in idle:
+                if connection not in fresh:
+                    connection.close()
+            idle[:] = fresh
+        if any(self.idle.values()):
+            self._schedule_sweep()
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
