@@ -19,7 +19,8 @@ ROOT = BENCH.parent
 VENV = BENCH / ".venv"
 PYTHON = VENV / "bin" / "python"
 MARKER = VENV / "bench-installed.txt"
-PEERS = ("openai", "httpx-sse", "requests", "g4f", "litellm", "llm")
+# fastapi and python-multipart: what `g4f api` needs beyond g4f itself (bench/load.py).
+PEERS = ("openai", "httpx-sse", "requests", "g4f", "fastapi", "python-multipart", "litellm", "llm")
 
 
 def in_venv() -> bool:

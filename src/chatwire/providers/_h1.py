@@ -282,11 +282,11 @@ class _Pool:
         connection.idle_since = time.monotonic()
         idle.append(connection)
         if self._sweep is None:
-            self._schedule_sweep()
+            self._schedule_sweep(KEEPALIVE_SECONDS)
 
-    def _schedule_sweep(self) -> None:
+    def _schedule_sweep(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
-        self._sweep = loop.call_later(KEEPALIVE_SECONDS, self._close_expired)
+        self._sweep = loop.call_later(delay, self._close_expired)
 
     def _close_expired(self) -> None:
         self._sweep = None
@@ -297,8 +297,9 @@ class _Pool:
                 if connection not in fresh:
                     connection.close()
             idle[:] = fresh
-        if any(self.idle.values()):
-            self._schedule_sweep()
+        oldest = [idle[0].idle_since for idle in self.idle.values() if idle]
+        if oldest:  # next sweep when the oldest kept connection expires
+            self._schedule_sweep(max(0.0, min(oldest) + KEEPALIVE_SECONDS - now))
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
