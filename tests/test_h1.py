@@ -186,6 +186,16 @@ def test_gzip_body_is_decoded() -> None:
         assert asyncio.run(ask(server.url())) == "Hello, world"
 
 
+def test_undecodable_gzip_is_an_interruption() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(sized(b"not gzip at all", b"content-encoding: gzip\r\n"))
+
+    with RawServer(handler) as server, pytest.raises(chatwire.StreamInterrupted) as caught:
+        asyncio.run(ask(server.url()))
+    assert "undecodable compressed body" in str(caught.value)
+
+
 def test_broken_http_is_an_interruption_that_keeps_the_text() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
         await server.read_request(reader)

@@ -14,7 +14,7 @@ import pytest
 import chatwire
 from chatwire import InvalidRequest, ProviderHTTPError, StreamInterrupted
 from chatwire.providers import local, openai
-from tests.servers import ScriptedServer, ThreadedServer, free_port
+from tests.servers import ScriptedServer, ThreadedServer, free_port, refused_url
 
 QUESTION = [{"role": "user", "content": "Why is the sky blue?"}]
 
@@ -165,6 +165,29 @@ def test_missing_key_against_openai_is_rejected_before_io(monkeypatch: pytest.Mo
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(InvalidRequest, match="needs an API key"):
         chatwire.ChatCompletion.create(messages=QUESTION, provider="openai")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("api_key", "sk-one\r\nX-Injected: yes", "api_key must be an API key"),
+        ("api_key", "sk-caf\u00e9", "api_key must be an API key"),
+        ("base_url", "http://127.0.0.1:9/v1 HTTP/1.0", "base_url must be an http"),
+        ("OPENAI_API_KEY", "sk-one\nX-Injected: yes", "OPENAI_API_KEY must be printable ASCII"),
+        ("OPENAI_BASE_URL", "localhost:8080/v1", "OPENAI_BASE_URL must be an http"),
+    ],
+)
+def test_values_that_would_break_the_request_are_rejected_before_io(
+    monkeypatch: pytest.MonkeyPatch, setting: str, value: str, says: str
+) -> None:
+    options = {"api_key": "k", "base_url": refused_url()}
+    if setting.isupper():
+        monkeypatch.setenv(setting, value)
+        options.pop(setting.removeprefix("OPENAI_").lower())
+    else:
+        options[setting] = value
+    with pytest.raises(InvalidRequest, match=says):
+        chatwire.ChatCompletion.create(messages=QUESTION, provider="openai", model="m", **options)
 
 
 def test_contract() -> None:

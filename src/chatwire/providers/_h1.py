@@ -336,19 +336,16 @@ class Response:
         connection = self._connection
         while not connection.has_body:
             if connection.complete:
-                return self._decoder.flush() if self._decoder else b""
+                return self._decoder.flush() if self._decoder else b""  # flush never raises
             await connection.wait(self._read_timeout)
         data = connection.take()
-        return self._decoder.decompress(data) if self._decoder else data
-
-    async def finish(self, within: float) -> None:
-        """Read to the end so the connection can be reused; give up after ``within`` s."""
+        if self._decoder is None:
+            return data
         try:
-            async with asyncio.timeout(within):
-                while await self.read():
-                    pass
-        except (TimeoutError, TransportError, zlib.error):
-            pass
+            return self._decoder.decompress(data)
+        except zlib.error as exc:
+            connection.close()
+            raise ConnectionLost(f"undecodable compressed body: {exc}") from exc
 
     async def aclose(self) -> None:
         """Keep the connection for the next request if this response ended cleanly."""

@@ -22,9 +22,11 @@ __all__ = [
     "stream_async",
     "stream_sync",
     "upstream_error",
+    "url_from",
 ]
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .._errors import (
+    InvalidRequest,
     ProtocolError,
     ProviderError,
     ProviderHTTPError,
@@ -58,7 +61,23 @@ _DRAIN_SECONDS = 0.25
 
 
 def _is_http_url(value: str) -> bool:
-    return value.startswith(("http://", "https://")) and len(value) > len("https://")
+    # Printable ASCII without spaces: it goes into the request line as it is.
+    plain = value.isascii() and value.isprintable() and " " not in value
+    return plain and value.startswith(("http://", "https://")) and len(value) > len("https://")
+
+
+def url_from(checked: Mapping[str, Any], variable: str, default: str) -> str:
+    """The ``base_url`` option, else the environment ``variable``, else ``default``."""
+    if checked.get("base_url"):
+        return str(checked["base_url"])  # checked as an option already
+    from_environment = os.environ.get(variable)
+    if not from_environment:
+        return default
+    if not _is_http_url(from_environment):
+        raise InvalidRequest(
+            f"{variable} must be an http:// or https:// URL, got {from_environment!r}"
+        )
+    return from_environment
 
 
 HTTP_OPTIONS: Mapping[str, Option] = {
@@ -447,6 +466,24 @@ async def _post_async(request: WireRequest) -> Response | ProxiedResponse:
     )
 
 
+async def _read_to_end(response: Response | ProxiedResponse) -> None:
+    """Read the end of a finished answer so its connection can be reused.
+
+    Servers end the body right after ``[DONE]``; one that keeps it open gets
+    a moment, then the connection is closed rather than kept.
+    """
+    import asyncio
+
+    from ._h1 import TransportError
+
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while await response.read():
+                pass
+    except (TimeoutError, TransportError):
+        pass
+
+
 async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
     from ._h1 import TransportError
 
@@ -472,9 +509,7 @@ async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIter
                 if receiver.failed is not None:
                     raise receiver.failed
                 if receiver.done:
-                    # Servers end the body right after [DONE]; reading that end
-                    # lets the connection be reused.
-                    await response.finish(_DRAIN_SECONDS)
+                    await _read_to_end(response)
                     return
         finally:
             await response.aclose()

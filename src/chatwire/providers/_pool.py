@@ -119,16 +119,6 @@ class ProxiedResponse:
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
 
-    async def finish(self, within: float) -> None:
-        import asyncio
-
-        try:
-            async with asyncio.timeout(within):
-                while await self.read():
-                    pass
-        except (TimeoutError, TransportError):
-            pass
-
     async def aclose(self) -> None:
         await self._response.aclose()
         await self._client.aclose()

@@ -27,6 +27,7 @@ from ._http import (
     stream_async,
     stream_sync,
     upstream_error,
+    url_from,
 )
 from ._reply import AsyncReply, Reply
 
@@ -113,10 +114,9 @@ def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
 
 def _wire(model: object, messages: object, kwargs: dict[str, Any]) -> WireRequest:
     _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
-    endpoint = checked.get("base_url") or os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
     return json_request(
         "forefront",
-        endpoint,
+        url_from(checked, ENDPOINT_ENV, DEFAULT_ENDPOINT),
         request_body(checked_messages),
         read_events=read_events,
         options=checked,

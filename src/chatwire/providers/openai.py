@@ -29,6 +29,7 @@ from ._http import (
     stream_async,
     stream_sync,
     upstream_error,
+    url_from,
 )
 from ._reply import AsyncReply, Reply
 
@@ -59,12 +60,18 @@ API_KEY_ENV = "OPENAI_API_KEY"
 # Sampling keywords passed through to the request body as they are.
 _PASSED_THROUGH = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed")
 
+
+def _header_safe(value: str) -> bool:
+    # It goes into an HTTP header: a line break or a non-ASCII byte would break it.
+    return value.isascii() and value.isprintable()
+
+
 options: Mapping[str, Option] = {
     **HTTP_OPTIONS,
     **{
         option.name: option
         for option in (
-            Option("api_key", str, "an API key"),
+            Option("api_key", str, "an API key (printable ASCII)", check=_header_safe),
             Option("max_tokens", int, "tokens", minimum=1),
             Option("max_completion_tokens", int, "tokens", minimum=1),
             Option("temperature", float, "a number from 0 to 2", minimum=0.0, maximum=2.0),
@@ -145,8 +152,10 @@ def read_body(body: bytes, meta: dict[str, Any]) -> str:
 
 def _wire(model: object, messages: object, stream: bool, kwargs: dict[str, Any]) -> WireRequest:
     name, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
-    base = (checked.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+    base = url_from(checked, BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
     key = checked.get("api_key") or os.environ.get(API_KEY_ENV)
+    if key and not _header_safe(key):
+        raise InvalidRequest(f"{API_KEY_ENV} must be printable ASCII (it goes into a header)")
     if not key and base == DEFAULT_BASE_URL:
         raise InvalidRequest(
             f"provider 'openai' needs an API key for {DEFAULT_BASE_URL}: "
