@@ -167,7 +167,7 @@ def test_read_event_keeps_deltas_and_skips_the_rest(data: str, expected: str | N
 
 
 def test_done_ends_the_stream() -> None:
-    from chatwire.providers._http import EndOfStream
+    from chatwire.providers._protocol import EndOfStream
 
     with pytest.raises(EndOfStream) as caught:
         forefront.read_events(['{"delta": "a"}', "[DONE]", '{"delta": "b"}'], {})

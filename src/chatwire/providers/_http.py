@@ -1,10 +1,9 @@
-"""The shared HTTP drivers: one sync, one async, over a sans-I/O description.
+"""The shared HTTP drivers: one sync, one async, each running a ``WireRequest``.
 
-A provider describes its wire format once as a ``WireRequest``: where to POST
-which bytes, and a pure ``read_event`` that turns one decoded Server-Sent
-Event into text (or ``None`` to skip it, or raises ``EndOfStream``). The
-drivers below own all the I/O and map every transport failure onto the
-chatwire error tree; ``Receiver`` holds the I/O-free state both share.
+The drivers own all the I/O and map every transport failure onto the
+chatwire error tree; ``Receiver`` holds the I/O-free state both share. The
+sync driver talks through httpx (``_pool``); the async one through the lean
+client in ``_h1`` (or httpx when a proxy is configured).
 
 ``httpx`` is imported inside the drivers, not at module level, so that
 ``import chatwire`` stays fast.
@@ -12,30 +11,15 @@ chatwire error tree; ``Receiver`` holds the I/O-free state both share.
 
 from __future__ import annotations
 
-__all__ = [
-    "HTTP_OPTIONS",
-    "EndOfStream",
-    "WireRequest",
-    "json_batch",
-    "read_batch",
-    "read_each",
-    "stream_async",
-    "stream_sync",
-    "upstream_error",
-    "url_from",
-]
+__all__ = ["Receiver", "stream_async", "stream_sync"]
 
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
 from .._errors import (
-    InvalidRequest,
     ProtocolError,
     ProviderError,
     ProviderHTTPError,
@@ -43,8 +27,8 @@ from .._errors import (
     ProviderUnreachable,
     StreamInterrupted,
 )
-from .._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, shown
-from .._validate import Option
+from .._sse import SSEDecoder
+from ._protocol import EndOfStream, WireRequest
 from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
@@ -53,176 +37,9 @@ if TYPE_CHECKING:
     from ._h1 import Response, TransportError
     from ._pool import ProxiedResponse
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
 _ERROR_BODY_BYTES = 512
 _MAX_BODY_FACTOR = 16
 _DRAIN_SECONDS = 0.25
-
-
-def _is_http_url(value: str) -> bool:
-    # Printable ASCII without spaces: it goes into the request line as it is.
-    plain = value.isascii() and value.isprintable() and " " not in value
-    return plain and value.startswith(("http://", "https://")) and len(value) > len("https://")
-
-
-def url_from(checked: Mapping[str, Any], variable: str, default: str) -> str:
-    """The ``base_url`` option, else the environment ``variable``, else ``default``."""
-    if checked.get("base_url"):
-        return str(checked["base_url"])  # checked as an option already
-    from_environment = os.environ.get(variable)
-    if not from_environment:
-        return default
-    if not _is_http_url(from_environment):
-        raise InvalidRequest(
-            f"{variable} must be an http:// or https:// URL, got {from_environment!r}"
-        )
-    return from_environment
-
-
-HTTP_OPTIONS: Mapping[str, Option] = {
-    option.name: option
-    for option in (
-        Option("base_url", str, "an http:// or https:// URL", check=_is_http_url),
-        Option("timeout", float, "seconds", minimum=0.001),
-        Option("connect_timeout", float, "seconds", minimum=0.001),
-        Option("read_timeout", float, "seconds", minimum=0.001),
-        Option("max_event_bytes", int, "bytes", minimum=1024),
-    )
-}
-
-
-class EndOfStream(Exception):
-    """Raised when the stream says it is finished; ``texts`` came before the end."""
-
-    def __init__(self, texts: list[str] | None = None) -> None:
-        super().__init__()
-        self.texts = texts or []
-
-
-def read_each(
-    read_event: Callable[[str, dict[str, Any]], str | None], datas: list[str], meta: dict[str, Any]
-) -> list[str]:
-    """The texts of a batch of events, one event at a time (the general path)."""
-    texts: list[str] = []
-    for data in datas:
-        try:
-            text = read_event(data, meta)
-        except EndOfStream:
-            raise EndOfStream(texts) from None
-        except ProviderError as exc:
-            exc.before = texts
-            raise
-        if text:
-            texts.append(text)
-    return texts
-
-
-def read_batch(
-    datas: list[str],
-    meta: dict[str, Any],
-    read_event: Callable[[str, dict[str, Any]], str | None],
-    plain_text: Callable[[Any], str | None],
-) -> list[str]:
-    """The texts of a batch of events: in bulk when every event is the plain kind.
-
-    ``plain_text`` takes one parsed event and returns its text when it is the
-    common, text-only kind, or ``None`` (or fails on its shape) otherwise; then
-    the whole batch goes through ``read_event``, one event at a time, which
-    decides what every other kind of event means.
-    """
-    parsed = json_batch(datas)
-    if parsed is not None:
-        texts: list[str] = []
-        try:
-            for event in parsed:
-                text = plain_text(event)
-                if text is None:
-                    break
-                if text:
-                    texts.append(text)
-            else:
-                return texts
-        except (AttributeError, KeyError, TypeError, ValueError):
-            pass
-    return read_each(read_event, datas, meta)
-
-
-def upstream_error(parsed: dict[str, Any], data: str) -> StreamInterrupted:
-    """An error object in place of the answer: the stream broke at the source."""
-    error = parsed["error"]
-    message = error.get("message") if isinstance(error, dict) else error
-    return StreamInterrupted(f"upstream error: {message or shown(data.encode())}")
-
-
-def json_batch(datas: list[str]) -> list[Any] | None:
-    """Parse a batch of JSON event payloads in one call, or ``None`` if that fails.
-
-    One ``json.loads`` over the whole batch costs a fraction of one call per
-    event. Callers fall back to ``read_each`` on ``None`` (a payload that is
-    not JSON, ``[DONE]``, ...) so errors are still found and named per event.
-    """
-    try:
-        parsed = json.loads("[" + ",".join(datas) + "]")
-    except ValueError:
-        return None
-    # A payload holding a top-level comma would shift the count.
-    return parsed if len(parsed) == len(datas) else None
-
-
-@dataclass(frozen=True, slots=True)
-class WireRequest:
-    """Everything the drivers need to run one exchange.
-
-    ``read_events`` turns the data of a batch of Server-Sent Events (those one
-    network chunk completed) into text pieces; when ``read_body`` is set
-    instead, the answer is one JSON document read whole. Both may note facts
-    about the answer (``usage``, ``finish_reason``) in ``meta``.
-    """
-
-    provider: str
-    url: str
-    body: bytes
-    read_events: Callable[[list[str], dict[str, Any]], list[str]]
-    read_body: Callable[[bytes, dict[str, Any]], str] | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-
-
-def json_request(
-    provider: str,
-    url: str,
-    payload: object,
-    *,
-    read_events: Callable[[list[str], dict[str, Any]], list[str]],
-    options: Mapping[str, Any],
-    headers: Mapping[str, str] | None = None,
-    read_body: Callable[[bytes, dict[str, Any]], str] | None = None,
-) -> WireRequest:
-    """A ``WireRequest`` POSTing ``payload`` as JSON, timeouts from ``options``."""
-    timeout = options.get("timeout")
-    connect = options.get("connect_timeout") or timeout or DEFAULT_CONNECT_TIMEOUT
-    read = options.get("read_timeout") or timeout or DEFAULT_READ_TIMEOUT
-    all_headers = {
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream",
-        "User-Agent": f"chatwire/{__version__}",
-    }
-    all_headers.update(headers or {})
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return WireRequest(
-        provider=provider,
-        url=url,
-        body=body,
-        read_events=read_events,
-        read_body=read_body,
-        headers=all_headers,
-        connect_timeout=connect,
-        read_timeout=read,
-        max_event_bytes=options.get("max_event_bytes") or DEFAULT_MAX_EVENT_BYTES,
-    )
 
 
 class Receiver:

@@ -18,14 +18,13 @@ from typing import Any
 from .._errors import ProtocolError
 from .._sse import shown
 from ._base import describe_params, prepare
-from ._http import (
+from ._http import stream_async, stream_sync
+from ._protocol import (
     HTTP_OPTIONS,
     EndOfStream,
     WireRequest,
     json_request,
     read_batch,
-    stream_async,
-    stream_sync,
     upstream_error,
     url_from,
 )
