@@ -82,8 +82,11 @@ def memory_kb(pid: int, field_name: str) -> int:
 
 
 def open_connections(ports: set[int]) -> int:
-    """Live TCP connections (either end) on loopback that touch one of ``ports``."""
-    count = 0
+    """Live TCP connections on loopback that touch one of ``ports``.
+
+    Both ends of a loopback connection are listed; a connection counts once.
+    """
+    seen: set[frozenset[str]] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -95,8 +98,8 @@ def open_connections(ports: set[int]) -> int:
             if state in (_LISTEN, _TIME_WAIT):
                 continue
             if {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)} & ports:
-                count += 1
-    return count
+                seen.add(frozenset((local, remote)))
+    return len(seen)
 
 
 async def one_round(port: int, body: bytes, streams: int, ramp: float) -> int:
