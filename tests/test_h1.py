@@ -250,12 +250,12 @@ def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str
         monkeypatch.setenv("HTTP_PROXY", proxy)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        _h1._proxies.cache_clear()
+        _h1.proxies.cache_clear()
         _h1.uses_proxy.cache_clear()
 
     yield use
     monkeypatch.undo()
-    _h1._proxies.cache_clear()
+    _h1.proxies.cache_clear()
     _h1.uses_proxy.cache_clear()
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "Response",
     "TransportError",
     "post",
+    "proxies",
     "ssl_context",
     "uses_proxy",
 ]
@@ -86,20 +87,21 @@ def ssl_context() -> ssl.SSLContext:
 
 
 @cache
-def _proxies() -> dict[str, str]:
+def proxies() -> dict[str, str]:
+    """The proxies the environment names, read once per process."""
     return getproxies_environment()
 
 
 @lru_cache(maxsize=256)
 def uses_proxy(url: str) -> bool:
     """Whether the environment routes ``url`` through a proxy (left to httpx)."""
-    proxies = _proxies()
-    if not proxies:
+    named = proxies()
+    if not named:
         return False
     parts = urlsplit(url)
-    if parts.scheme not in proxies and "all" not in proxies:
+    if parts.scheme not in named and "all" not in named:
         return False
-    return not proxy_bypass_environment(parts.hostname or "", proxies)
+    return not proxy_bypass_environment(parts.hostname or "", named)
 
 
 @dataclass(frozen=True, slots=True)

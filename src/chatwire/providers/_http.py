@@ -101,7 +101,7 @@ class Receiver:
         text = self.request.read_body(body, self.meta)
         if text:
             self.pieces.append(text)
-        return self.pieces[:]
+        return self.pieces
 
     def check_body_size(self, size: int) -> None:
         if size > _MAX_BODY_FACTOR * self.request.max_event_bytes:
@@ -249,11 +249,11 @@ def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
                         break
                 raise receiver.http_error(response.status_code, head, response.headers)
             if request.read_body is not None:
-                body = b""
+                body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
                     receiver.check_body_size(len(body))
-                yield from receiver.whole_body(body)
+                yield from receiver.whole_body(bytes(body))
                 return
             for chunk in response.iter_bytes():
                 yield from receiver.feed(chunk)
@@ -313,11 +313,11 @@ async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIter
                     head += chunk
                 raise receiver.http_error(response.status, head, response.headers)
             if request.read_body is not None:
-                body = b""
+                body = bytearray()
                 while chunk := await response.read():
                     body += chunk
                     receiver.check_body_size(len(body))
-                for text in receiver.whole_body(body):
+                for text in receiver.whole_body(bytes(body)):
                     yield text
                 return
             while chunk := await response.read():

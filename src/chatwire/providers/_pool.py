@@ -24,7 +24,6 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from functools import cache
 from typing import Any
 
 import httpx
@@ -36,6 +35,7 @@ from ._h1 import (
     ConnectTimedOut,
     ReadTimedOut,
     TransportError,
+    proxies,
     ssl_context,
 )
 
@@ -46,19 +46,12 @@ _lock = threading.Lock()
 _sync: dict[int, dict[str, list[httpx.Client]]] = {}
 
 
-@cache
-def _proxies_in_environment() -> bool:
-    # httpx scans the whole environment for proxy settings on every client it
-    # builds; with none set, as is usual, there is nothing to find.
-    from urllib.request import getproxies_environment
-
-    return bool(getproxies_environment())
-
-
 def _settings() -> dict[str, Any]:
     return {
         "verify": ssl_context(),
-        "trust_env": _proxies_in_environment(),
+        # httpx scans the whole environment for proxy settings on every client
+        # it builds; with none set, as is usual, there is nothing to find.
+        "trust_env": bool(proxies()),
         "limits": httpx.Limits(
             max_connections=None, max_keepalive_connections=1, keepalive_expiry=KEEPALIVE_SECONDS
         ),

@@ -13,9 +13,9 @@ __all__ = [
     "HTTP_OPTIONS",
     "EndOfStream",
     "WireRequest",
-    "json_batch",
+    "header_safe",
+    "json_request",
     "read_batch",
-    "read_each",
     "upstream_error",
     "url_from",
 ]
@@ -35,9 +35,13 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 
 
+def header_safe(value: str) -> bool:
+    """Printable ASCII: what can go into a request line or header as it is."""
+    return value.isascii() and value.isprintable()
+
+
 def _is_http_url(value: str) -> bool:
-    # Printable ASCII without spaces: it goes into the request line as it is.
-    plain = value.isascii() and value.isprintable() and " " not in value
+    plain = header_safe(value) and " " not in value
     return plain and value.startswith(("http://", "https://")) and len(value) > len("https://")
 
 

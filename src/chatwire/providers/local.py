@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,7 +210,7 @@ def _prepared(
 ) -> tuple[Path, list[Any], dict[str, Any], dict[str, Any]]:
     _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
     path = _model_file(checked)
-    return path, list(checked_messages), checked, _settings(checked)
+    return path, checked_messages, checked, _settings(checked)
 
 
 def _generate(
@@ -218,7 +219,7 @@ def _generate(
     checked: dict[str, Any],
     settings: dict[str, Any],
     meta: dict[str, Any],
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     loaded = _load(path, checked.get("n_ctx") or DEFAULT_CONTEXT, _threads(checked))
     with loaded.lock:
         yield from _pieces(loaded, messages, settings, meta)
@@ -230,13 +231,8 @@ def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) 
     return Reply(_generate(*_prepared(model, messages, kwargs), meta), meta)
 
 
-async def _generate_async(
-    path: Path,
-    messages: list[Any],
-    checked: dict[str, Any],
-    settings: dict[str, Any],
-    meta: dict[str, Any],
-) -> AsyncIterator[str]:
+async def _generate_async(pieces: Generator[str, None, None]) -> AsyncIterator[str]:
+    """``pieces`` (from ``_generate``, not started) run on a producer thread."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
     stop = threading.Event()
@@ -248,10 +244,13 @@ async def _generate_async(
 
     def produce() -> None:
         try:
-            for text in _generate(path, messages, checked, settings, meta):
-                if stop.is_set():
-                    break
-                put("text", text)
+            # closing(): the generator's clean-up (the model's lock) runs here,
+            # on the thread that holds it, even when we stop early.
+            with contextlib.closing(pieces):
+                for text in pieces:
+                    if stop.is_set():
+                        break
+                    put("text", text)
         except BaseException as exc:  # handed over to the consumer, not lost
             put("error", exc)
         finally:
@@ -283,7 +282,7 @@ def _create_async_completion(
 ) -> AsyncReply:
     """The async twin of ``_create_completion``; generation runs off the event loop."""
     meta: dict[str, Any] = {}
-    return AsyncReply(_generate_async(*_prepared(model, messages, kwargs), meta), meta)
+    return AsyncReply(_generate_async(_generate(*_prepared(model, messages, kwargs), meta)), meta)
 
 
 params = describe_params(__name__, _create_completion)

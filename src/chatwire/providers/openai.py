@@ -25,6 +25,7 @@ from ._protocol import (
     HTTP_OPTIONS,
     EndOfStream,
     WireRequest,
+    header_safe,
     json_request,
     read_batch,
     upstream_error,
@@ -60,17 +61,12 @@ API_KEY_ENV = "OPENAI_API_KEY"
 _PASSED_THROUGH = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed")
 
 
-def _header_safe(value: str) -> bool:
-    # It goes into an HTTP header: a line break or a non-ASCII byte would break it.
-    return value.isascii() and value.isprintable()
-
-
 options: Mapping[str, Option] = {
     **HTTP_OPTIONS,
     **{
         option.name: option
         for option in (
-            Option("api_key", str, "an API key (printable ASCII)", check=_header_safe),
+            Option("api_key", str, "an API key (printable ASCII)", check=header_safe),
             Option("max_tokens", int, "tokens", minimum=1),
             Option("max_completion_tokens", int, "tokens", minimum=1),
             Option("temperature", float, "a number from 0 to 2", minimum=0.0, maximum=2.0),
@@ -153,7 +149,7 @@ def _wire(model: object, messages: object, stream: bool, kwargs: dict[str, Any])
     name, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
     base = url_from(checked, BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
     key = checked.get("api_key") or os.environ.get(API_KEY_ENV)
-    if key and not _header_safe(key):
+    if key and not header_safe(key):
         raise InvalidRequest(f"{API_KEY_ENV} must be printable ASCII (it goes into a header)")
     if not key and base == DEFAULT_BASE_URL:
         raise InvalidRequest(
