@@ -36,14 +36,14 @@ from ._pages import log_routes, page_routes
 from ._routes import api_routes, close_stream, upstream_failed
 from ._wire import (
     CONVERSATION_HEADER,
+    CONVERSATION_ID_PATTERN,
     ApiError,
 )
 
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_CONCURRENT = 1024
-_CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CONVERSATION_ID = re.compile(CONVERSATION_ID_PATTERN)
 API_KEY_ENV = "CHATWIRE_API_KEY"
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class Gateway:
@@ -138,14 +138,12 @@ class Gateway:
         return ApiError(413, f"request body larger than {self.max_body} bytes")
 
     def conversation_id(self, request: Request) -> str | None:
-        """The conversation a request belongs to (its header, or a new one) when logging."""
+        """The conversation a request names, when logging (``None``: the log starts one)."""
         if self.store is None:
             return None
         given = request.headers.get(CONVERSATION_HEADER)
         if given is None:
-            from ..store import new_conversation_id
-
-            return new_conversation_id()
+            return None
         if not _CONVERSATION_ID.fullmatch(given):
             raise ApiError(400, f"{CONVERSATION_HEADER} must be 1-64 letters, digits, - or _")
         return given

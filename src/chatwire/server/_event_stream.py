@@ -48,9 +48,8 @@ class EventStream(StreamingResponse):
         )
         watcher = asyncio.ensure_future(watch())
         try:
-            async for chunk in self.body_iterator:
-                body = chunk if isinstance(chunk, bytes) else str(chunk).encode()
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+            async for chunk in self.body_iterator:  # our event generators yield bytes
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not disconnected:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from .._types import ROLES
 from .._validate import Option
-from ._wire import CONVERSATION_HEADER, SAMPLING_FIELDS
+from ._wire import CONVERSATION_HEADER, CONVERSATION_ID_PATTERN, SAMPLING_FIELDS
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -224,7 +224,7 @@ def _paths(gateway: Gateway) -> dict[str, Any]:
         "in": "header",
         "required": False,
         "description": "the logged conversation this exchange continues",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "schema": {"type": "string", "pattern": f"^{CONVERSATION_ID_PATTERN}$"},
     }
     # text/event-stream: under OpenAPI 3.0 the schema describes one event. Each
     # carries a JSON object (a chunk, a delta or an error) or the [DONE] mark.

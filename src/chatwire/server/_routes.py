@@ -42,6 +42,10 @@ async def close_stream(stream: AsyncStream) -> None:
         await stream.aclose()
 
 
+def _finish_reason(stream: AsyncStream) -> str:
+    return str(stream.meta.get("finish_reason") or "stop")
+
+
 def _usage(stream: AsyncStream, pieces: int) -> dict[str, Any]:
     usage = stream.meta.get("usage")
     if isinstance(usage, dict):
@@ -64,7 +68,7 @@ async def _chat_events(
         async for piece in stream:
             pieces += 1
             yield encoder.content(piece)
-        tail = encoder.finish(str(stream.meta.get("finish_reason") or "stop"))
+        tail = encoder.finish(_finish_reason(stream))
         if include_usage:
             tail += encoder.usage(_usage(stream, pieces))
         yield tail + ChunkEncoder.DONE
@@ -93,30 +97,32 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         targets, model = gateway.route(chat.model)
         options = gateway.options_for(targets, chat.options)
         cid = gateway.conversation_id(request)
-        headers = {CONVERSATION_HEADER: cid} if cid else {}
         stream, first = await gateway.open(targets, model, chat.messages, options, cid)
+        # The id the log used (the request's, or a new one), for the next turn.
+        logged = stream.conversation_id
+        headers = {CONVERSATION_HEADER: logged} if logged else {}
         name = f"{stream.provider}/{stream.model}"
         if chat.stream:
             events = _chat_events(stream, first, ChunkEncoder(name), chat.include_usage)
             return EventStream(
                 events, headers={**_SSE_HEADERS, **headers}, on_close=gateway.release
             )
-        pieces = [] if first is None else [first]
+        pieces = 0 if first is None else 1
         try:
-            pieces += [piece async for piece in stream]
+            async for _ in stream:  # the stream keeps the text
+                pieces += 1
         except ProviderError as exc:
             raise upstream_failed(exc) from None
         finally:
             await close_stream(stream)
             gateway.release()
-        finish = str(stream.meta.get("finish_reason") or "stop")
-        body = completion_object(name, "".join(pieces), finish, _usage(stream, len(pieces)))
+        body = completion_object(name, stream.text, _finish_reason(stream), _usage(stream, pieces))
         return JSONResponse(body, headers=headers)
 
     async def free_chat(request: Request) -> Response:
         gateway.authorize(request)
         messages = parse_free_chat_request(await gateway.read_body(request))
-        targets = list(gateway.modules.values())
+        targets, _ = gateway.route(None)
         options = gateway.options_for(targets, {})
         cid = gateway.conversation_id(request)
         stream, first = await gateway.open(targets, None, messages, options, cid)

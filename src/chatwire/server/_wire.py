@@ -8,12 +8,12 @@ from __future__ import annotations
 
 __all__ = [
     "CONVERSATION_HEADER",
+    "CONVERSATION_ID_PATTERN",
     "SAMPLING_FIELDS",
     "ApiError",
-    "ChatRequest",
     "ChunkEncoder",
     "completion_object",
-    "error_body",
+    "free_chat_event",
     "parse_chat_request",
     "parse_free_chat_request",
 ]
@@ -21,12 +21,14 @@ __all__ = [
 import json
 import time
 import uuid
+from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
 from .._errors import InvalidRequest
 from .._validate import check_messages
 
 CONVERSATION_HEADER = "X-Chatwire-Conversation"
+CONVERSATION_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"
 
 
 class ApiError(Exception):
@@ -167,20 +169,20 @@ class ChunkEncoder:
     """Encodes one answer as ``chat.completion.chunk`` SSE events."""
 
     def __init__(self, model: str) -> None:
-        self.id = "chatcmpl-" + uuid.uuid4().hex
-        self.created = int(time.time())
-        self.model = model
-        head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created}
-        head_json = json.dumps({**head, "model": model})[:-1]
+        self._head = {
+            "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model,
+        }  # fmt: skip
         # Every content event differs only in its text: build the rest once.
         self._prefix = (
-            "data: " + head_json + ', "choices": [{"index": 0, "delta": {"content": '
-        ).encode()
-        self._suffix = b'}, "logprobs": null, "finish_reason": null}]}\n\n'
+            "data: "
+            + json.dumps(self._head)[:-1]
+            + ', "choices": [{"index": 0, "delta": {"content": '
+        )
+        self._suffix = '}, "logprobs": null, "finish_reason": null}]}\n\n'
 
     def _event(self, payload: dict[str, Any]) -> bytes:
-        base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created}
-        return b"data: " + json.dumps({**base, "model": self.model, **payload}).encode() + b"\n\n"
+        return b"data: " + json.dumps({**self._head, **payload}).encode() + b"\n\n"
 
     def role(self) -> bytes:
         choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
@@ -188,7 +190,8 @@ class ChunkEncoder:
         return self._event({"choices": [choice]})
 
     def content(self, text: str) -> bytes:
-        return self._prefix + json.dumps(text).encode() + self._suffix
+        # What json.dumps does for a str, without its dispatch: per token, it counts.
+        return (self._prefix + _quoted(text) + self._suffix).encode()
 
     def finish(self, reason: str) -> bytes:
         choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}
@@ -227,4 +230,4 @@ def completion_object(
 
 def free_chat_event(text: str) -> bytes:
     """One event of the Forefront free-chat stream."""
-    return b"data: " + json.dumps({"delta": text}).encode() + b"\n\n"
+    return ('data: {"delta": ' + _quoted(text) + "}\n\n").encode()
