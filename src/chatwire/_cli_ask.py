@@ -99,8 +99,8 @@ class Conversation:
             if cid is None:
                 fail(f"there is no conversation in {reader.path} to continue")
             try:
-                self.messages = reader.history(cid)
-                last = reader.conversation(cid)[-1]
+                last = reader.last_exchange(cid)
+                self.messages = last.history()
             except ChatwireError as exc:
                 fail(str(exc))
             # Go on with the provider and model the conversation used, unless told otherwise.
@@ -127,7 +127,7 @@ class Conversation:
             self.messages.append({"role": "assistant", "content": text})
 
 
-def _print_stream(stream: Any, out: Any) -> str:
+def _print_stream(stream: Any, out: Any) -> None:
     """Write pieces as they arrive, a spinner on stderr until the first one."""
     from ._status import Spinner
 
@@ -136,7 +136,6 @@ def _print_stream(stream: Any, out: Any) -> str:
             spinner.stop()
             out.write(piece)
             out.flush()
-    return str(stream.text)
 
 
 def ask(

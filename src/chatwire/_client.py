@@ -150,7 +150,9 @@ class ChatCompletion:
         if stream:
             return opened
         with opened:
-            return "".join(opened)
+            for _ in opened:  # the stream keeps the text
+                pass
+            return opened.text
 
     @overload
     @staticmethod
@@ -186,4 +188,6 @@ class ChatCompletion:
         if stream:
             return opened
         async with opened:
-            return "".join([piece async for piece in opened])
+            async for _ in opened:  # the stream keeps the text
+                pass
+            return opened.text

@@ -232,9 +232,6 @@ class FallbackReply(_AnswerFacts):
     def __iter__(self) -> Iterator[str]:
         return self._pieces
 
-    def __next__(self) -> str:
-        return next(self._pieces)
-
     def close(self) -> None:
         self._pieces.close()
 
@@ -250,9 +247,6 @@ class AsyncFallbackReply(_AnswerFacts):
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._pieces
-
-    async def __anext__(self) -> str:
-        return await self._pieces.__anext__()
 
     async def aclose(self) -> None:
         await self._pieces.aclose()

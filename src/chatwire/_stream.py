@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __all__ = ["AsyncStream", "Stream"]
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, Iterable
 from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ class _Pieces:
 
     __slots__ = (
         "_finished",
+        "_iterator",
         "_pieces",
         "_recorder",
         "conversation_id",
@@ -49,6 +50,7 @@ class _Pieces:
         recorder: Recorder | None,
         conversation_id: str | None,
     ) -> None:
+        self._iterator = iterator
         self._pieces: list[str] = []
         self._recorder = recorder
         self._finished = False
@@ -70,14 +72,11 @@ class _Pieces:
         if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "CancelledError":
             error = _Stopped()  # Ctrl-C or a cancelled task: the caller stopped it
         if self._recorder is not None:
-            from .store import status_of
-
-            text = self.text
-            self._recorder.finish(text, status_of(error, text), error, self.meta)
+            self._recorder.finish(self.text, error, self.meta)
 
     def _first_piece(self) -> None:
         # With a fallback list, the provider that answered is known now.
-        source = getattr(self, "_iterator", None)
+        source = self._iterator
         self.provider = getattr(source, "provider", self.provider)
         self.model = getattr(source, "model", self.model)
         if self._recorder is not None:
@@ -95,7 +94,7 @@ class _Pieces:
 class Stream(_Pieces):
     """The text of an answer, piece by piece, as it arrives."""
 
-    __slots__ = ("_iterator", "_next")
+    __slots__ = ("_next",)
 
     def __init__(
         self,
@@ -106,7 +105,6 @@ class Stream(_Pieces):
         conversation_id: str | None = None,
     ) -> None:
         super().__init__(iterator, provider, model, recorder, conversation_id)
-        self._iterator = iterator
         self._next = iter(iterator).__next__
 
     def __iter__(self) -> Stream:
@@ -148,18 +146,17 @@ class Stream(_Pieces):
 class AsyncStream(_Pieces):
     """The async twin of ``Stream``."""
 
-    __slots__ = ("_anext", "_iterator")
+    __slots__ = ("_anext",)
 
     def __init__(
         self,
-        iterator: AsyncIterator[str],
+        iterator: AsyncIterable[str],
         provider: str,
         model: str,
         recorder: Recorder | None = None,
         conversation_id: str | None = None,
     ) -> None:
         super().__init__(iterator, provider, model, recorder, conversation_id)
-        self._iterator = iterator
         self._anext = aiter(iterator).__anext__
 
     def __aiter__(self) -> AsyncStream:

@@ -90,7 +90,7 @@ class Option:
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise self._error(value, "a string or a list of strings")
+                raise self._error(value, _KIND_NAMES[list])
         elif not isinstance(value, self.kind) or isinstance(value, bool) != (self.kind is bool):
             raise self._error(value, _KIND_NAMES[self.kind])
         if isinstance(value, float) and not math.isfinite(value):

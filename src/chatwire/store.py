@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +83,13 @@ class Exchange:
         """The last message sent: what the user asked."""
         return str(self.messages[-1]["content"]) if self.messages else ""
 
+    def history(self) -> list[dict[str, Any]]:
+        """Its messages and its answer: the conversation up to the end of this exchange."""
+        messages = list(self.messages)
+        if self.response:
+            messages.append({"role": "assistant", "content": self.response})
+        return messages
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -126,6 +133,8 @@ _COLUMNS = (
     "id, conversation_id, started_at, provider, model, messages, response, status, error, "
     "first_token_seconds, total_seconds, prompt_tokens, completion_tokens"
 )
+# The same columns, of the ``exchanges e`` a search joins.
+_JOINED_COLUMNS = ", ".join("e." + column.strip() for column in _COLUMNS.split(","))
 
 
 class Store:
@@ -222,7 +231,7 @@ class Store:
         if not words:
             return []
         return self._query(
-            f"SELECT {', '.join('e.' + c.strip() for c in _COLUMNS.split(','))} "
+            f"SELECT {_JOINED_COLUMNS} "
             "FROM exchanges_fts JOIN exchanges e ON e.id = exchanges_fts.rowid "
             "WHERE exchanges_fts MATCH ? ORDER BY rank LIMIT ?",
             (" ".join(words), limit),
@@ -258,14 +267,14 @@ class Store:
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         """The messages of a conversation so far, ready to send with a new prompt."""
+        return self.last_exchange(conversation_id).history()
+
+    def last_exchange(self, conversation_id: str) -> Exchange:
+        """The latest exchange of a conversation; ``InvalidRequest`` if there is none."""
         exchanges = self.conversation(conversation_id)
         if not exchanges:
             raise InvalidRequest(f"no conversation with id {conversation_id!r} in {self.path}")
-        last = exchanges[-1]
-        messages = list(last.messages)
-        if last.response:
-            messages.append({"role": "assistant", "content": last.response})
-        return messages
+        return exchanges[-1]
 
 
 def _exchange(row: Sequence[Any]) -> Exchange:
@@ -333,15 +342,13 @@ class Recorder:
         if self._first is None:
             self._first = time.monotonic() - self._start
 
-    def finish(
-        self, text: str, status: str, error: BaseException | None, meta: dict[str, Any]
-    ) -> None:
+    def finish(self, text: str, error: BaseException | None, meta: dict[str, Any]) -> None:
         if self._done:
             return
         self._done = True
         exchange = self.exchange
         exchange.response = text
-        exchange.status = status
+        exchange.status = status_of(error, text)
         exchange.error = None if error is None else (str(error) or type(error).__name__)
         exchange.first_token_seconds = self._first
         exchange.total_seconds = time.monotonic() - self._start
@@ -361,6 +368,3 @@ def status_of(error: BaseException | None, text: str) -> str:
     if text or not isinstance(error, ChatwireError):
         return "interrupted"  # broken after some text, or stopped (Ctrl-C, cancel, close)
     return "error"
-
-
-Finish = Callable[[str, str, "BaseException | None", dict[str, Any]], None]
