@@ -302,6 +302,23 @@ def test_gateway_falls_back_across_its_providers(
     assert named.status_code == 502
 
 
+def test_all_providers_failing_is_a_502_naming_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.servers import refused_url
+
+    monkeypatch.setenv("CHATWIRE_FOREFRONT_URL", refused_url())
+    monkeypatch.setenv("OPENAI_BASE_URL", refused_url())
+    with running(create_app("forefront,openai", options={"max_retries": "0"})) as gateway:
+        chat = httpx.post(gateway.url("/v1/chat/completions"), json={"messages": QUESTION})
+        free = httpx.post(gateway.url("/free-chat"), json={"text": "hi"})
+    for reply in (chat, free):
+        assert reply.status_code == 502
+        error = reply.json()["error"]
+        assert error["code"] == "upstream_failed"
+        assert "forefront" in error["message"]
+        assert "openai" in error["message"]
+        assert "cannot connect" in error["message"]
+
+
 def test_requests_beyond_the_limit_get_429_at_once(server: ThreadedServer) -> None:
     app = create_app("forefront", max_concurrent=2, options={"base_url": server.url("/endless")})
     body = {"messages": QUESTION, "stream": True}

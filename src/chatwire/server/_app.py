@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import providers
 from .._client import ChatCompletion
-from .._errors import InvalidRequest, ProviderError
+from .._errors import AllProvidersFailed, InvalidRequest, ProviderError
 from .._stream import AsyncStream
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ class Gateway:
         except BaseException as exc:
             await close_stream(stream)
             self.release()
-            if isinstance(exc, ProviderError):
+            if isinstance(exc, (ProviderError, AllProvidersFailed)):
                 raise upstream_failed(exc) from None
             raise
 

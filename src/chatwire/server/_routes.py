@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .._errors import ProviderError
+from .._errors import AllProvidersFailed, ProviderError
 from .._stream import AsyncStream
 from ._event_stream import EventStream
 from ._openapi import openapi_document
@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def upstream_failed(exc: ProviderError) -> ApiError:
-    return ApiError(502, exc.message, type="upstream_error", code="upstream_failed")
+def upstream_failed(exc: ProviderError | AllProvidersFailed) -> ApiError:
+    # AllProvidersFailed's own text names every provider tried and its error.
+    message = exc.message if isinstance(exc, ProviderError) else str(exc)
+    return ApiError(502, message, type="upstream_error", code="upstream_failed")
 
 
 async def close_stream(stream: AsyncStream) -> None:
