@@ -160,6 +160,13 @@ def test_error_event_mid_stream_is_an_interruption() -> None:
         openai.read_events(['{"error": {"message": "overloaded"}}'], {})
 
 
+def test_an_error_beside_content_is_an_interruption_in_any_batch() -> None:
+    both = '{"error": {"message": "boom"}, "choices": [{"delta": {"content": "x"}}]}'
+    for batch in ([both], [both, "not JSON"]):
+        with pytest.raises(StreamInterrupted, match="upstream error: boom"):
+            openai.read_events(batch, {})
+
+
 def test_missing_key_against_openai_is_rejected_before_io(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

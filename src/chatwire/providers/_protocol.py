@@ -108,7 +108,8 @@ def read_batch(
     ``plain_text`` takes one parsed event and returns its text when it is the
     common, text-only kind, or ``None`` (or fails on its shape) otherwise; then
     the whole batch goes through ``read_event``, one event at a time, which
-    decides what every other kind of event means.
+    decides what every other kind of event means. An event carrying an
+    ``error`` is never plain, whatever else it holds.
     """
     parsed = json_batch(datas)
     if parsed is not None:
@@ -116,7 +117,7 @@ def read_batch(
         try:
             for event in parsed:
                 text = plain_text(event)
-                if text is None:
+                if text is None or "error" in event:
                     break
                 if text:
                     texts.append(text)

@@ -103,7 +103,7 @@ def read_event(data: str, meta: dict[str, Any] | None = None) -> str | None:
 
 def _plain_delta(event: Any) -> str | None:
     delta = event["delta"]
-    return delta if delta.__class__ is str and "error" not in event else None
+    return delta if delta.__class__ is str else None
 
 
 def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
