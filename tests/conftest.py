@@ -5,8 +5,47 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.servers import ScriptedServer, ThreadedServer
+
+# What a developer's shell sets must not change a result: chatwire's own
+# settings, the openai SDK's, proxies and CA bundles are cleared before
+# anything reads them (chatwire reads proxies once per process).
+_CLEARED_PREFIXES = ("CHATWIRE_", "OPENAI_")
+_CLEARED_NAMES = frozenset(
+    {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ssl_cert_file", "ssl_cert_dir",
+     "requests_ca_bundle", "curl_ca_bundle"}
+)  # fmt: skip
+for _name in list(os.environ):
+    if _name.startswith(_CLEARED_PREFIXES) or _name.lower() in _CLEARED_NAMES:
+        del os.environ[_name]
+
+# A shared machine can pause any example for a second; that is not a failure.
+settings.register_profile("chatwire", deadline=None)
+settings.load_profile("chatwire")
+
+
+class RetryWaits(list[float]):
+    """The waits retries asked for, recorded instead of slept."""
+
+
+@pytest.fixture(autouse=True)
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> RetryWaits:
+    """Retries do not sleep in tests; what they would have waited is kept here."""
+    from chatwire._fallback import RetryWait
+
+    waits = RetryWaits()
+
+    def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def arecord(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(RetryWait, "sleep", staticmethod(record))
+    monkeypatch.setattr(RetryWait, "asleep", staticmethod(arecord))
+    return waits
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int]  # the client's address: one per connection
 
     @property
     def json(self) -> Any:
@@ -67,7 +68,8 @@ class ScriptedServer:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.requests.append(Recorded(scope["method"], scope["path"], headers, body))
+        client = tuple(scope["client"])
+        self.requests.append(Recorded(scope["method"], scope["path"], headers, body, client))
         # The first path segment picks the behaviour, so an OpenAI-style client
         # posting to BASE/chat/completions reaches the same faults.
         route = scope["path"].strip("/").split("/")[0].replace("-", "_")
@@ -134,6 +136,13 @@ class ScriptedServer:
 
     async def route_endless(self, receive: Receive, send: Send) -> None:
         """Streams one event every 10 ms until the client goes away."""
+        events = (delta_event(f"t{count} ") for count in range(3000))
+        await self._stream_until_disconnect(receive, send, events, pause=0.01)
+
+    async def _stream_until_disconnect(
+        self, receive: Receive, send: Send, chunks: Iterator[bytes], pause: float
+    ) -> None:
+        """Send ``chunks`` one per ``pause`` until they run out or the client goes away."""
         disconnected = asyncio.Event()
 
         async def watch() -> None:
@@ -142,12 +151,12 @@ class ScriptedServer:
 
         watcher = asyncio.ensure_future(watch())
         await self._start_stream(send)
-        count = 0
-        while not disconnected.is_set() and count < 3000:
-            await self._chunk(send, delta_event(f"t{count} "))
-            count += 1
+        for chunk in chunks:
+            if disconnected.is_set():
+                break
+            await self._chunk(send, chunk)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(disconnected.wait(), 0.01)
+                await asyncio.wait_for(disconnected.wait(), pause)
         watcher.cancel()
 
     # -- faults ---------------------------------------------------------
@@ -233,12 +242,11 @@ class ScriptedServer:
         await self._end(send)
 
     async def route_trickle(self, receive: Receive, send: Send) -> None:
-        """One byte every 50 ms: bytes keep coming, lines never complete in time."""
-        await self._start_stream(send)
-        for byte in b'data: {"delta": "too slow"}\n\n' * 10:
-            await self._chunk(send, bytes([byte]))
-            await asyncio.sleep(0.05)
-        await self._end(send)
+        """One byte every 50 ms, until the client leaves: bytes keep coming, and
+        lines never complete within a short read timeout (stops by itself after 60 s)."""
+        line = b'data: {"delta": "too slow"}\n\n'
+        trickle = (bytes([line[i % len(line)]]) for i in range(1200))
+        await self._stream_until_disconnect(receive, send, trickle, pause=0.05)
 
 
 class ThreadedServer:
@@ -304,6 +312,16 @@ class ThreadedServer:
         while self.open_connections != count and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.open_connections
+
+
+def wait_until(condition: Callable[[], bool], within: float = 60.0) -> bool:
+    """Wait for ``condition`` to hold; ``within`` only ends a wait that went wrong."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def free_port() -> int:

@@ -44,11 +44,15 @@ def test_client_errors_are_not_retried(server: ThreadedServer, server_app: Scrip
 
 
 def test_retry_after_is_honoured(
-    server: ThreadedServer, server_app: ScriptedServer, caplog: pytest.LogCaptureFixture
+    server: ThreadedServer,
+    server_app: ScriptedServer,
+    caplog: pytest.LogCaptureFixture,
+    retry_waits: list[float],
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="chatwire"):
         assert forefront_at(server, "/rate-limited-once") == "Hello, world!"
     assert server_app.hits["rate_limited_once"] == 2
+    assert retry_waits == [0.05]
     assert any("retrying forefront in 0.05s" in r.getMessage() for r in caplog.records)
 
 

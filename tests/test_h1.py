@@ -11,7 +11,6 @@ import asyncio
 import gzip
 import ssl
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -117,27 +116,22 @@ def test_an_idle_kept_connection_is_closed_after_the_keepalive_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_h1, "KEEPALIVE_SECONDS", 0.2)
-    closed_after: list[float] = []
+    closed = threading.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
         await server.read_request(reader)
         writer.write(sized(BODY))
-        answered = time.monotonic()
         await reader.read()  # b"" once the client closes its side
-        closed_after.append(time.monotonic() - answered)
+        closed.set()
 
-    async def ask_then_idle(url: str) -> str:
+    async def ask_then_idle(url: str) -> tuple[str, bool]:
         text = await ask(url)
-        await asyncio.sleep(1.0)  # the client stays alive, doing nothing
-        return text
+        # The client stays alive, doing nothing, until the server sees the close:
+        # it can only come from the sweep, not from the loop shutting down.
+        return text, await asyncio.to_thread(closed.wait, 60)
 
     with RawServer(handler) as server:
-        assert asyncio.run(ask_then_idle(server.url())) == "Hello, world"
-        deadline = time.monotonic() + 5
-        while not closed_after and time.monotonic() < deadline:
-            time.sleep(0.01)
-    assert closed_after
-    assert closed_after[0] < 0.9  # by the sweep, not by the loop shutting down
+        assert asyncio.run(ask_then_idle(server.url())) == ("Hello, world", True)
 
 
 def test_a_kept_connection_closed_on_reuse_is_retried_on_a_new_one() -> None:
@@ -215,6 +209,7 @@ def test_broken_http_is_an_interruption_that_keeps_the_text() -> None:
 def test_reading_pauses_while_the_caller_lags() -> None:
     """A caller that stops reading must stop the bytes, not buffer them all."""
     stalled = threading.Event()
+    measured = threading.Event()
     backlog: list[int] = []
     event = delta_event("x" * 1000)
 
@@ -227,6 +222,7 @@ def test_reading_pauses_while_the_caller_lags() -> None:
             if writer.transport.get_write_buffer_size() > 0 and stalled.is_set():
                 break
         backlog.append(writer.transport.get_write_buffer_size())
+        measured.set()
 
     async def read_one_then_lag(url: str) -> None:
         stream = await chatwire.ChatCompletion.acreate(
@@ -234,7 +230,7 @@ def test_reading_pauses_while_the_caller_lags() -> None:
         )
         await anext(stream)
         stalled.set()
-        await asyncio.sleep(1.0)
+        await asyncio.to_thread(measured.wait, 60)  # lagging until the server has looked
         await stream.aclose()
 
     with RawServer(handler) as server:

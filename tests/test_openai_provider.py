@@ -129,12 +129,13 @@ def test_upstream_error_body_becomes_provider_http_error(server: ThreadedServer)
     assert str(caught.value).endswith("HTTP 500: the model fell over")
 
 
-def test_429_keeps_retry_after(server: ThreadedServer) -> None:
+def test_429_keeps_retry_after(server: ThreadedServer, retry_waits: list[float]) -> None:
     with pytest.raises(ProviderHTTPError) as caught:
         chatwire.ChatCompletion.create(
             messages=QUESTION, provider="openai", model="m", base_url=server.url("/rate-limited")
         )
     assert (caught.value.status_code, caught.value.retry_after) == (429, 7.0)
+    assert retry_waits == [7.0, 7.0]
 
 
 def test_wrong_protocol_is_a_protocol_error(server: ThreadedServer) -> None:

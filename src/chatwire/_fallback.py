@@ -14,10 +14,10 @@ the ``chatwire`` logger.
 
 from __future__ import annotations
 
-__all__ = ["AsyncFallbackReply", "FallbackReply", "Plan", "make_plans"]
+__all__ = ["AsyncFallbackReply", "FallbackReply", "Plan", "RetryWait", "make_plans"]
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -48,6 +48,18 @@ BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 4.0
 RETRY_AFTER_CAP_SECONDS = 20.0
 _RETRIED_STATUSES = frozenset({408, 429})
+
+
+class RetryWait:
+    """How retries wait: real sleeps, unless a test swaps them for a recorder."""
+
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
+
+    @staticmethod
+    async def asleep(seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(seconds)
 
 
 class Plan:
@@ -272,7 +284,7 @@ def _run_sync(
                 delay = _after_failure(plan, exc, attempt, max_retries, errors)
                 if delay is None:
                     break
-                time.sleep(delay)
+                RetryWait.sleep(delay)
                 attempt += 1
                 continue
             try:
@@ -291,8 +303,6 @@ def _run_sync(
 async def _run_async(
     plans: list[Plan], stream: bool, max_retries: int, answering: _Answering
 ) -> AsyncGenerator[str, None]:
-    import asyncio
-
     errors: list[tuple[str, ProviderError]] = []
     switching = len(plans) > 1
     for plan in plans:
@@ -308,7 +318,7 @@ async def _run_async(
                 delay = _after_failure(plan, exc, attempt, max_retries, errors)
                 if delay is None:
                     break
-                await asyncio.sleep(delay)
+                await RetryWait.asleep(delay)
                 attempt += 1
                 continue
             try:

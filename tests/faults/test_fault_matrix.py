@@ -61,7 +61,7 @@ FAULTS = {
     "429-retry-after": Fault("/rate-limited", chatwire.ProviderHTTPError, "", "HTTP 429"),
     "500": Fault("/error-500", chatwire.ProviderHTTPError, "", "the model fell over"),
     "401": Fault("/unauthorized", chatwire.ProviderHTTPError, "", "bad key"),
-    "trickles-bytes": Fault("/trickle", chatwire.ProviderTimeout, "", "no complete line"),
+    "trickles-bytes": Fault("/trickle", chatwire.ProviderTimeout, "", "read timeout"),
 }
 faults = pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
 

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MODEL_FILE",
     "accepts_any_model",
     "default_model_path",
+    "generations_running",
     "model",
     "needs_auth",
     "options",
@@ -74,6 +75,8 @@ options: Mapping[str, Option] = {
 
 _GGUF_MAGIC = b"GGUF"
 _tokens = 0
+_running = 0
+_running_lock = threading.Lock()
 _loaded: dict[tuple[str, int, int], _Model] = {}
 _loading = threading.Lock()
 
@@ -81,6 +84,23 @@ _loading = threading.Lock()
 def tokens_generated() -> int:
     """How many tokens the embedded models have produced in this process."""
     return _tokens
+
+
+def generations_running() -> int:
+    """How many answers the embedded models are producing at this moment."""
+    return _running
+
+
+@contextlib.contextmanager
+def _counted_as_running() -> Iterator[None]:
+    global _running
+    with _running_lock:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running -= 1
 
 
 def _count_token() -> None:
@@ -221,7 +241,7 @@ def _generate(
     meta: dict[str, Any],
 ) -> Generator[str, None, None]:
     loaded = _load(path, checked.get("n_ctx") or DEFAULT_CONTEXT, _threads(checked))
-    with loaded.lock:
+    with loaded.lock, _counted_as_running():
         yield from _pieces(loaded, messages, settings, meta)
 
 
