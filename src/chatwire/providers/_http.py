@@ -255,16 +255,37 @@ def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
                     receiver.check_body_size(len(body))
                 yield from receiver.whole_body(bytes(body))
                 return
-            for chunk in response.iter_bytes():
+            chunks = response.iter_bytes()
+            for chunk in chunks:
                 yield from receiver.feed(chunk)
                 if receiver.failed is not None:
                     raise receiver.failed
                 if receiver.done:
+                    _read_to_end_sync(response, chunks)
                     return
     except httpx.HTTPError as exc:
         raise receiver.failure(transport_error(exc)) from exc
     except ProviderError as exc:
         raise receiver.annotate(exc) from exc.__cause__
+
+
+def _read_to_end_sync(response: httpx.Response, chunks: Iterator[bytes]) -> None:
+    """The sync twin of ``_read_to_end``: a response read to its end keeps its connection."""
+    import httpx
+
+    # httpcore takes the read timeout from the request for every read, so a
+    # server that holds the body open after the answer costs a moment, not
+    # the whole read timeout.
+    timeouts = response.request.extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        timeouts["read"] = min(timeouts.get("read") or _DRAIN_SECONDS, _DRAIN_SECONDS)
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    try:
+        for _ in chunks:
+            if time.monotonic() > deadline:
+                return
+    except httpx.HTTPError:
+        pass
 
 
 async def _post_async(request: WireRequest) -> Response | ProxiedResponse:
