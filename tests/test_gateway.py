@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -255,6 +256,30 @@ def test_client_disconnect_closes_the_upstream_connection(
         # The client is gone: the gateway must drop its upstream connection.
         assert server.wait_for_connections(0) == 0
     assert server_app.disconnects == disconnects + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "stream"), [("/stall-headers", True), ("/stall-headers", False), ("/endless", False)]
+)
+def test_a_client_that_leaves_early_stops_the_upstream_request(
+    server: ThreadedServer, server_app: ScriptedServer, path: str, stream: bool
+) -> None:
+    # Before the first token, or during a non-streamed answer, nothing is being
+    # written to the client; its leaving must still end the upstream request.
+    disconnects = server_app.disconnects
+    app = create_app("forefront", options={"base_url": server.url(path), "read_timeout": 600})
+    with running(app) as gateway:
+        body = json.dumps({"messages": QUESTION, "stream": stream}).encode()
+        with socket.create_connection(("127.0.0.1", gateway.port)) as client:
+            client.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            assert server.wait_for_connections(1) == 1
+        assert wait_until(lambda: server_app.disconnects == disconnects + 1)
+        assert server.wait_for_connections(0) == 0
+        assert gateway.app.state.gateway.active == 0  # its place is given back
 
 
 def test_client_disconnect_stops_local_generation(gateway: ThreadedServer) -> None:

@@ -33,7 +33,7 @@ from .._stream import AsyncStream
 if TYPE_CHECKING:
     from ..store import Store
 from ._pages import log_routes, page_routes
-from ._routes import api_routes, close_stream, upstream_failed
+from ._routes import api_routes, close_stream, unless_client_leaves, upstream_failed
 from ._wire import (
     CONVERSATION_HEADER,
     CONVERSATION_ID_PATTERN,
@@ -162,6 +162,7 @@ class Gateway:
 
     async def open(
         self,
+        request: Request,
         modules: list[ModuleType],
         model: str | None,
         messages: list[Any],
@@ -172,6 +173,7 @@ class Gateway:
 
         The request takes one of the server's places (or gets its 429 here);
         the caller gives it back with ``release`` once the answer has ended.
+        A client that leaves before the first piece stops the work at once.
         """
         self.admit()
         try:
@@ -183,7 +185,7 @@ class Gateway:
             self.release()
             raise ApiError(400, str(exc)) from None
         try:
-            return stream, await stream.__anext__()
+            return stream, await unless_client_leaves(request, stream.__anext__())
         except StopAsyncIteration:
             return stream, None
         except BaseException as exc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["api_routes", "close_stream", "upstream_failed"]
+__all__ = ["api_routes", "close_stream", "unless_client_leaves", "upstream_failed"]
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from starlette.requests import Request
@@ -30,6 +32,29 @@ if TYPE_CHECKING:
     from ._app import Gateway
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_T = TypeVar("_T")
+
+
+async def unless_client_leaves(request: Request, work: Awaitable[_T]) -> _T:
+    """``work``'s result, unless the client disconnects first: then it is cancelled.
+
+    The body has been read by now, so the next message the server has for
+    this request is its disconnect.
+    """
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(request.receive())
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        left = not task.done()
+        if left:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    if left:  # nobody will read this answer; the status is for the server's own log
+        raise ApiError(499, "the client closed the request", code="client_closed_request")
+    return task.result()
 
 
 def upstream_failed(exc: ProviderError | AllProvidersFailed) -> ApiError:
@@ -99,7 +124,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         targets, model = gateway.route(chat.model)
         options = gateway.options_for(targets, chat.options)
         cid = gateway.conversation_id(request)
-        stream, first = await gateway.open(targets, model, chat.messages, options, cid)
+        stream, first = await gateway.open(request, targets, model, chat.messages, options, cid)
         # The id the log used (the request's, or a new one), for the next turn.
         logged = stream.conversation_id
         headers = {CONVERSATION_HEADER: logged} if logged else {}
@@ -110,9 +135,12 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
                 events, headers={**_SSE_HEADERS, **headers}, on_close=gateway.release
             )
         pieces = 0 if first is None else 1
+
+        async def rest() -> int:
+            return sum([1 async for _ in stream])  # the stream keeps the text
+
         try:
-            async for _ in stream:  # the stream keeps the text
-                pieces += 1
+            pieces += await unless_client_leaves(request, rest())
         except ProviderError as exc:
             raise upstream_failed(exc) from None
         finally:
@@ -127,7 +155,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         targets, _ = gateway.route(None)
         options = gateway.options_for(targets, {})
         cid = gateway.conversation_id(request)
-        stream, first = await gateway.open(targets, None, messages, options, cid)
+        stream, first = await gateway.open(request, targets, None, messages, options, cid)
         events = _free_chat_events(stream, first)
         return EventStream(events, headers=_SSE_HEADERS, on_close=gateway.release)
 
