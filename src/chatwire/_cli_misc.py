@@ -4,37 +4,85 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from ._cli_ask import fail, open_store
 from ._errors import ChatwireError
 
+EXIT_USAGE = 2
 
-def serve(
-    host: str,
-    port: int,
-    provider: str,
-    api_key: str | None,
-    options: dict[str, Any],
-    max_body: int,
-    no_log: bool,
-    max_concurrent: int,
-) -> None:
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What ``chatwire serve`` was asked for."""
+
+    host: str
+    port: int
+    provider: str
+    api_key: str | None
+    api_key_file: str | None
+    allow_no_key: bool
+    allowed_host: tuple[str, ...]
+    cors_origin: tuple[str, ...]
+    options: dict[str, Any]
+    max_body: int
+    no_log: bool
+    max_concurrent: int
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve anywhere
+
+
+def _read_key_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            key = file.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read the API key file {path!r}: {exc}", EXIT_USAGE)
+    if not key:
+        fail(f"the API key file {path!r} is empty", EXIT_USAGE)
+    return key
+
+
+def serve(settings: ServeSettings) -> None:
     import uvicorn
 
     from .server import create_app
 
+    host = settings.host
+    api_key = _read_key_file(settings.api_key_file) if settings.api_key_file else settings.api_key
+    if not api_key and not is_loopback(host) and not settings.allow_no_key:
+        fail(
+            f"refusing to serve {host} without an API key: set --api-key, --api-key-file "
+            "or CHATWIRE_API_KEY (or pass --allow-no-key to serve it open)",
+            EXIT_USAGE,
+        )
+    wildcard = host in ("0.0.0.0", "::", "")
+    allowed_hosts = [*settings.allowed_host, *(() if wildcard else (host,))]
     try:
         app = create_app(
-            provider, api_key=api_key, options=options, max_body=max_body,
-            store=open_store(no_log), max_concurrent=max_concurrent,
+            settings.provider, api_key=api_key or None, options=settings.options,
+            max_body=settings.max_body, store=open_store(settings.no_log),
+            max_concurrent=settings.max_concurrent, allowed_hosts=allowed_hosts,
+            cors_origins=settings.cors_origin,
         )  # fmt: skip
     except ChatwireError as exc:
         fail(str(exc))
     _raise_open_file_limit()
     shown_host = f"[{host}]" if ":" in host else host
-    sys.stderr.write(f"chatwire gateway on http://{shown_host}:{port} (providers: {provider})\n")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    shown = f"http://{shown_host}:{settings.port}"
+    sys.stderr.write(f"chatwire gateway on {shown} (providers: {settings.provider})\n")
+    uvicorn.run(app, host=host, port=settings.port, log_level="warning", access_log=False)
 
 
 def _raise_open_file_limit() -> None:

@@ -109,7 +109,12 @@ def _build() -> click.Group:
         chat(**kwargs)
 
     @cli.command()
-    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+    @click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to bind; anything but loopback needs an API key.",
+    )
     @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
     @click.option(
         "-p",
@@ -124,6 +129,28 @@ def _build() -> click.Group:
         help="Require 'Authorization: Bearer KEY' (or set CHATWIRE_API_KEY).",
     )
     @click.option(
+        "--api-key-file",
+        type=click.Path(dir_okay=False),
+        help="Read the API key from this file, so it does not show in the process list.",
+    )
+    @click.option(
+        "--allow-no-key",
+        is_flag=True,
+        help="Serve a non-loopback address without an API key: anyone who reaches it may use it.",
+    )
+    @click.option(
+        "--allowed-host",
+        multiple=True,
+        metavar="NAME",
+        help="Without a key, also answer requests for this Host (repeatable; '*' for any).",
+    )
+    @click.option(
+        "--cors-origin",
+        multiple=True,
+        metavar="ORIGIN",
+        help="Let a web app at ORIGIN call the API from a browser (repeatable).",
+    )
+    @click.option(
         "-o",
         "--option",
         multiple=True,
@@ -134,26 +161,28 @@ def _build() -> click.Group:
         "--max-body",
         default=1 << 20,
         show_default=True,
-        type=int,
+        type=click.IntRange(1),
         help="Largest request body accepted, in bytes.",
     )
     @click.option("--no-log", is_flag=True, help="Do not write to the conversation log.")
     @click.option("--max-concurrent", default=1024, show_default=True, type=click.IntRange(1),
                   help="Requests answered at once; more get 429 straight away.")  # fmt: skip
-    def serve(
-        host: str, port: int, provider: str, api_key: str | None, option: tuple[str, ...],
-        max_body: int, no_log: bool, max_concurrent: int,
-    ) -> None:  # fmt: skip
+    @click.pass_context
+    def serve(ctx: click.Context, /, option: tuple[str, ...], **settings: Any) -> None:
         """Serve providers over the OpenAI API, the Forefront protocol and a chat page.
 
         With several providers (-p a,b), a request that names no model falls back
         from one to the next.
         """
-        from ._cli_ask import parse_options
-        from ._cli_misc import serve
+        from click.core import ParameterSource
 
-        options = parse_options(option)
-        serve(host, port, provider, api_key, options, max_body, no_log, max_concurrent)
+        from ._cli_ask import parse_options
+        from ._cli_misc import ServeSettings, serve
+
+        key_given = ctx.get_parameter_source("api_key") is ParameterSource.COMMANDLINE
+        if settings["api_key_file"] and key_given:
+            raise click.UsageError("give --api-key or --api-key-file, not both")
+        serve(ServeSettings(options=parse_options(option), **settings))
 
     @cli.command(name="providers")
     def providers_command() -> None:

@@ -7,6 +7,11 @@ first piece of text before it commits to a status code, so a provider that
 fails up front is a 502 with its message; a failure after that is an error
 event at the end of the stream. A client that goes away cancels the stream,
 which closes the upstream connection or stops local generation.
+
+Safe by default: with no API key, only requests addressed to a loopback name
+(or the names the server is told it answers to) are served, so a web page in
+the user's browser cannot reach the gateway through DNS rebinding; and no
+cross-origin browser access unless origins are named.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -44,6 +52,8 @@ DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_CONCURRENT = 1024
 _CONVERSATION_ID = re.compile(CONVERSATION_ID_PATTERN)
 API_KEY_ENV = "CHATWIRE_API_KEY"
+# The names a keyless server answers to, whatever address it is bound to.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 class Gateway:
@@ -204,12 +214,19 @@ def create_app(
     options: Mapping[str, object] | None = None,
     store: Store | None = None,
     max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+    allowed_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
 ) -> Starlette:
     """The gateway as an ASGI application; with a ``store`` it logs every exchange.
 
     ``provider`` may name several providers: a request that names no model is
     answered by the first that works (fallback). Beyond ``max_concurrent``
     requests in progress, new ones get a 429 at once.
+
+    Without an API key, a request whose ``Host`` is not ``localhost``,
+    ``127.0.0.1``, ``[::1]`` or one of ``allowed_hosts`` gets a 400 (``"*"``
+    allows any). ``cors_origins`` lists the web origins a browser may call the
+    API from; none by default.
     """
     gateway = Gateway(
         provider, api_key=api_key, max_body=max_body, options=options, store=store,
@@ -232,7 +249,22 @@ def create_app(
         error = ApiError(500, "internal error in the chatwire gateway", type="server_error")
         return JSONResponse(error.body(), status_code=500)
 
+    middleware = []
+    if gateway.api_key is None and "*" not in allowed_hosts:
+        hosts = [*LOOPBACK_HOSTS, *(_bracketed(host) for host in allowed_hosts)]
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", CONVERSATION_HEADER],
+                expose_headers=[CONVERSATION_HEADER],
+            )
+        )
     app = Starlette(
+        middleware=middleware,
         routes=[
             *api_routes(gateway),
             *log_routes(gateway),
@@ -242,3 +274,8 @@ def create_app(
     )
     app.state.gateway = gateway
     return app
+
+
+def _bracketed(host: str) -> str:
+    """An IPv6 address as it appears in a ``Host`` header."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
