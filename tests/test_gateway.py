@@ -186,6 +186,21 @@ def test_bad_requests_get_openai_error_bodies(
     assert "Traceback" not in reply.text
 
 
+def test_a_prompt_over_the_context_is_400_context_length_exceeded(
+    gateway: ThreadedServer,
+) -> None:
+    long = [{"role": "user", "content": "word " * 5000}]
+    for stream in (False, True):
+        reply = httpx.post(
+            gateway.url("/v1/chat/completions"), json={"messages": long, "stream": stream}
+        )
+        assert reply.status_code == 400
+        error = reply.json()["error"]
+        assert (error["code"], error["param"]) == ("context_length_exceeded", "messages")
+        assert "context limit of 2048 tokens" in error["message"]
+    assert gateway.app.state.gateway.active == 0
+
+
 def test_body_over_the_limit_is_413(keyed_gateway: ThreadedServer) -> None:
     big = json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]})
     reply = post(keyed_gateway, big)

@@ -190,3 +190,23 @@ def test_bad_options_are_rejected(options: dict[str, object], message: str) -> N
 def test_unknown_model_name_is_rejected() -> None:
     with pytest.raises(InvalidRequest, match="does not offer model 'llama-70b'"):
         chatwire.ChatCompletion.create(messages=QUESTION, model="llama-70b")
+
+
+LONG = [{"role": "user", "content": "word " * 5000}]  # some 5000 tokens; the context is 2048
+
+
+def test_a_prompt_over_the_context_is_an_invalid_request_naming_the_limit() -> None:
+    with pytest.raises(chatwire.ContextLengthExceeded, match="context limit of 2048 tokens") as e:
+        chatwire.ChatCompletion.create(messages=LONG)
+    assert isinstance(e.value, InvalidRequest)
+    assert e.value.limit == 2048
+    assert e.value.prompt_tokens > 2048
+
+    async def main() -> None:
+        stream = await chatwire.ChatCompletion.acreate(messages=LONG, stream=True)
+        with pytest.raises(chatwire.ContextLengthExceeded):
+            await stream.__anext__()
+
+    asyncio.run(main())
+    # A larger context takes the same prompt.
+    assert chatwire.ChatCompletion.create(messages=LONG, n_ctx=8192, max_tokens=2)

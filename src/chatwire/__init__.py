@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import (
     AllProvidersFailed,
     ChatwireError,
+    ContextLengthExceeded,
     InvalidRequest,
     ProtocolError,
     ProviderError,
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncStream",
     "ChatCompletion",
     "ChatwireError",
+    "ContextLengthExceeded",
     "InvalidRequest",
     "ProtocolError",
     "ProviderError",

@@ -4,8 +4,10 @@ Every error chatwire raises on purpose derives from ``ChatwireError``::
 
     ChatwireError
     ├── InvalidRequest          bad input, raised before any network I/O;
-    │                           names the message index and field, the
-    │                           option, the model or the provider at fault
+    │   │                       names the message index and field, the
+    │   │                       option, the model or the provider at fault
+    │   └── ContextLengthExceeded  the prompt does not fit the model's
+    │                           context; ``.prompt_tokens``, ``.limit``
     ├── AllProvidersFailed      every provider of a fallback list failed
     │                           before any text; ``.errors`` pairs each
     │                           provider's name with its own error
@@ -32,6 +34,7 @@ from __future__ import annotations
 __all__ = [
     "AllProvidersFailed",
     "ChatwireError",
+    "ContextLengthExceeded",
     "InvalidRequest",
     "ProtocolError",
     "ProviderError",
@@ -48,6 +51,18 @@ class ChatwireError(Exception):
 
 class InvalidRequest(ChatwireError, ValueError):
     """The request is malformed; nothing was sent."""
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """The conversation is longer than the model's context window."""
+
+    def __init__(self, prompt_tokens: int, limit: int, *, hint: str = "") -> None:
+        self.prompt_tokens = prompt_tokens
+        self.limit = limit
+        super().__init__(
+            f"messages: the prompt is {prompt_tokens} tokens, over the model's context "
+            f"limit of {limit} tokens{hint}"
+        )
 
 
 class AllProvidersFailed(ChatwireError):

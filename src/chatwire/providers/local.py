@@ -17,13 +17,14 @@ import asyncio
 import atexit
 import contextlib
 import os
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidRequest
+from .._errors import ContextLengthExceeded, InvalidRequest
 from .._validate import Option
 from ._base import describe_params, prepare
 from ._reply import AsyncReply, Reply
@@ -74,6 +75,8 @@ options: Mapping[str, Option] = {
 }
 
 _GGUF_MAGIC = b"GGUF"
+# How llama-cpp-python says a prompt does not fit (raised before any token).
+_CONTEXT_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 _tokens = 0
 _running = 0
 _running_lock = threading.Lock()
@@ -212,6 +215,12 @@ def _pieces(
                 yield str(text)
             if choice.get("finish_reason"):
                 meta["finish_reason"] = choice["finish_reason"]
+    except ValueError as exc:
+        overflow = _CONTEXT_OVERFLOW.search(str(exc))
+        if overflow is None or produced:
+            raise
+        hint = " (the local provider's n_ctx option raises it)"
+        raise ContextLengthExceeded(int(overflow[1]), int(overflow[2]), hint=hint) from None
     finally:
         chunks.close()  # type: ignore[union-attr]
         # The context holds the prompt and every token evaluated; the last

@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import providers
 from .._client import ChatCompletion
-from .._errors import AllProvidersFailed, InvalidRequest, ProviderError
+from .._errors import AllProvidersFailed, ContextLengthExceeded, InvalidRequest, ProviderError
 from .._stream import AsyncStream
 
 if TYPE_CHECKING:
@@ -203,6 +203,10 @@ class Gateway:
             self.release()
             if isinstance(exc, (ProviderError, AllProvidersFailed)):
                 raise upstream_failed(exc) from None
+            if isinstance(exc, ContextLengthExceeded):
+                raise ApiError(
+                    400, str(exc), param="messages", code="context_length_exceeded"
+                ) from None
             raise
 
 
