@@ -8,12 +8,24 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._errors import ChatwireError
 
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "ask",
+    "chat",
+    "fail",
+    "open_store",
+    "parse_options",
+]
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .store import Store
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2  # the command line itself is wrong, as click reports it
 EXIT_INTERRUPTED = 130
 
 
@@ -30,9 +42,9 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            fail(f"option {pair!r} is not of the form key=value")
+            fail(f"option {pair!r} is not of the form key=value", EXIT_USAGE)
         if key in ("log", "store", "conversation_id"):
-            fail(f"option {key!r} is not a provider option")
+            fail(f"option {key!r} is not a provider option", EXIT_USAGE)
         if key in options:
             previous = options[key]
             options[key] = [*(previous if isinstance(previous, list) else [previous]), value]
@@ -45,10 +57,10 @@ def _read_prompt(prompt: str | None) -> str:
     if prompt == "-" or (prompt is None and not sys.stdin.isatty()):
         text = sys.stdin.read()
         if not text.strip():
-            fail("the prompt read from standard input is empty")
+            fail("the prompt read from standard input is empty", EXIT_USAGE)
         return text
     if prompt is None or not prompt.strip():
-        fail('no prompt given: chatwire "your question", or pipe it in')
+        fail('no prompt given: chatwire "your question", or pipe it in', EXIT_USAGE)
     return prompt
 
 

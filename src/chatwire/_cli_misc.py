@@ -7,10 +7,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ._cli_ask import fail, open_store
+from ._cli_ask import EXIT_USAGE, fail, open_store
 from ._errors import ChatwireError
 
-EXIT_USAGE = 2
+__all__ = ["ServeSettings", "is_loopback", "logs", "logs_path", "providers_table", "serve"]
 
 
 @dataclass(frozen=True)
