@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -84,6 +86,40 @@ def test_http_429_keeps_retry_after(server: ThreadedServer) -> None:
     with pytest.raises(ProviderHTTPError) as caught:
         collect_sync(server.url("/rate-limited"))
     assert (caught.value.status_code, caught.value.retry_after) == (429, 7.0)
+
+
+@contextlib.contextmanager
+def full_backlog() -> Iterator[str]:
+    """A loopback listener whose accept queue is full: new connections hang in SYN-SENT."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        waiting: list[socket.socket] = []
+        try:
+            while True:  # fill the queue until a handshake no longer completes
+                filler = socket.socket()
+                waiting.append(filler)
+                filler.settimeout(1.0)
+                try:
+                    filler.connect(address)
+                except TimeoutError:
+                    break
+            yield f"http://127.0.0.1:{address[1]}/free-chat"
+        finally:
+            for filler in waiting:
+                filler.close()
+
+
+@both_apis
+@pytest.mark.parametrize("option", ["connect_timeout", "timeout"])
+def test_a_server_that_cannot_take_the_connection_is_a_connect_timeout(
+    collect: Collect, option: str
+) -> None:
+    with full_backlog() as url, pytest.raises(ProviderTimeout) as caught:
+        collect(url, **{option: 0.3})
+    assert "could not connect within 0.3s" in str(caught.value)
+    assert caught.value.partial == ""
 
 
 @both_apis
