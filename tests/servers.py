@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import uvicorn
 
 Scope = dict[str, Any]
@@ -340,3 +344,41 @@ def refused_url() -> str:
 def running(app: Any) -> Iterator[ThreadedServer]:
     with ThreadedServer(app) as server:
         yield server
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+        self.process = process
+        self.port = port
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextlib.contextmanager
+def serve(*args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``chatwire serve ARGS`` as a subprocess on a free loopback port, once it answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [shutil.which("chatwire") or "chatwire", "serve", "--no-log", "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    served = Served(process, port)
+    try:
+        started = wait_until(
+            lambda: process.poll() is not None or _answers(served.url("/healthz")), within=120
+        )
+        assert started
+        assert process.poll() is None, process.communicate()[1]
+        yield served
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -2,59 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import resource
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import ScriptedServer, ThreadedServer, free_port, wait_until
+from tests.servers import ScriptedServer, ThreadedServer, free_port, serve, wait_until
 
 CHATWIRE = shutil.which("chatwire") or "chatwire"
 QUESTION = {"messages": [{"role": "user", "content": "hi"}]}
-
-
-class Served:
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
-        self.process = process
-        self.port = port
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-@contextlib.contextmanager
-def serve(*args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
-    port = free_port()
-    process = subprocess.Popen(
-        [CHATWIRE, "serve", "--no-log", "--port", str(port), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    served = Served(process, port)
-    try:
-        started = wait_until(
-            lambda: process.poll() is not None or _answers(served.url("/healthz")), within=120
-        )
-        assert started
-        assert process.poll() is None, process.communicate()[1]
-        yield served
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 def refused(*args: str) -> subprocess.CompletedProcess[str]:
