@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,11 @@ _CLEARED_NAMES = frozenset(
 for _name in list(os.environ):
     if _name.startswith(_CLEARED_PREFIXES) or _name.lower() in _CLEARED_NAMES:
         del os.environ[_name]
+
+# A shell starts background jobs with SIGINT ignored, and every child would
+# inherit that; the tests of Ctrl-C need it delivered as usual.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # A shared machine can pause any example for a second; that is not a failure.
 settings.register_profile("chatwire", deadline=None)

@@ -143,6 +143,13 @@ class ScriptedServer:
         events = (delta_event(f"t{count} ") for count in range(3000))
         await self._stream_until_disconnect(receive, send, events, pause=0.01)
 
+    async def route_once_then_endless(self, receive: Receive, send: Send) -> None:
+        """The usual answer the first time; after that, an endless one."""
+        if self._hit("once_then_endless") < 1:
+            await self.route_free_chat(receive, send)
+        else:
+            await self.route_endless(receive, send)
+
     async def _stream_until_disconnect(
         self, receive: Receive, send: Send, chunks: Iterator[bytes], pause: float
     ) -> None:

@@ -66,7 +66,7 @@ def test_ctrl_c_stops_the_answer_and_exits_130(server: ThreadedServer, tmp_path:
     assert received.startswith(b"t0 t1")
     process.send_signal(signal.SIGINT)
     rest, errors = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == 130, errors
     assert b"Traceback" not in errors
     # What was shown is in the log, marked as cut short.
     (exchange,) = Store(tmp_path / "logs.db").recent()
