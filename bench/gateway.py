@@ -29,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,11 +124,13 @@ async def run_level(port: int, path: str, streams: int, tokens: int, ramp: float
     return Result(ttft, total, errors, wall)
 
 
-def start(argv: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
-def measure(streams: int, tokens: int, interval: float, ramp: float) -> dict[str, Result]:
+def measure(
+    streams: int, tokens: int, interval: float, ramp: float, home: str
+) -> dict[str, Result]:
     upstream_port, gateway_port = free_port(), free_port()
     upstream = start([
         sys.executable, str(BENCH / "_fake_upstream.py"), str(upstream_port),
@@ -137,7 +140,7 @@ def measure(streams: int, tokens: int, interval: float, ramp: float) -> dict[str
     gateway = start([
         chatwire, "serve", "--port", str(gateway_port), "--provider", "openai",
         "-o", f"base_url=http://127.0.0.1:{upstream_port}/v1", "-o", "api_key=bench",
-    ])  # fmt: skip
+    ], env={**os.environ, "CHATWIRE_HOME": home})  # fmt: skip
     try:
         wait_for_port(upstream_port, upstream)
         wait_for_port(gateway_port, gateway)
@@ -168,9 +171,13 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
+    # The gateway logs as it would for a user, into a log of its own that goes
+    # away with the bench, never into the user's.
+    home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
     levels = [(1, 0.05), (100, 0.05), (1000, 0.1)]
     for streams, interval in levels:
-        results = measure(streams, args.tokens, interval, args.ramp if streams > 1 else 0.0)
+        ramp = args.ramp if streams > 1 else 0.0
+        results = measure(streams, args.tokens, interval, ramp, home.name)
         rates = {}
         for name, result in results.items():
             rate = result.tokens / result.wall
@@ -194,6 +201,7 @@ def main() -> None:
             f"(bars: >= 0.9x and < 5 ms at 100; no errors at 1000)"
         )
         sys.stdout.flush()
+    home.cleanup()
 
 
 if __name__ == "__main__":

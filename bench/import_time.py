@@ -1,12 +1,19 @@
-"""How long ``import chatwire`` takes, next to the libraries it competes with.
+"""How long ``import chatwire`` and its first answer take, next to its peers.
 
-For each module, a fresh interpreter (the bench venv's Python) runs
+Import: for each module, a fresh interpreter (the bench venv's Python) runs
 ``python -X importtime -P -c "import NAME"``: once to warm up (so .pyc files
 exist; they are cached under the venv), then several timed runs. The time is
 the cumulative microseconds that ``-X importtime`` reports on the module's
-own top-level line; the median over the runs is reported. litellm is told to
-use its bundled model price list instead of downloading one while it
-imports. A peer that fails to import is reported with its error and skipped.
+own top-level line; the median over the runs is reported.
+
+First use: a fresh interpreter imports the library and streams one answer
+(20 tokens) from a fake OpenAI-compatible server on 127.0.0.1
+(``_fake_upstream.py``), the way the library's own documentation does it;
+the time from before the import to the last token, median over the runs.
+What a short script or a command-line tool pays once per run.
+
+litellm is told to use its bundled model price list instead of downloading
+one. A peer that fails is reported with its error and skipped.
 
 Run: ``python bench/import_time.py [--runs N]``.
 """
@@ -15,9 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 from _env import BENCH, VENV, ensure_venv
 
@@ -68,6 +79,106 @@ def median_ms(module: str, runs: int) -> float:
     return statistics.median(import_once(module) for _ in range(runs))
 
 
+# Each prints the milliseconds from before its import to its last token; BASE is
+# the fake server's /v1 URL. llm reaches it as an extra OpenAI model (LLM_USER_PATH).
+FIRST_USE = {
+    "chatwire": """
+import chatwire
+stream = chatwire.ChatCompletion.create(
+    messages=[{"role": "user", "content": "hi"}], provider="openai", model="m",
+    base_url=BASE, api_key="k", stream=True)
+text = "".join(stream)
+""",
+    "openai": """
+import openai
+client = openai.OpenAI(base_url=BASE, api_key="k")
+stream = client.chat.completions.create(
+    model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+""",
+    "litellm": """
+import litellm
+stream = litellm.completion(
+    model="openai/m", api_base=BASE, api_key="k",
+    messages=[{"role": "user", "content": "hi"}], stream=True)
+text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+""",
+    "llm": """
+import llm
+model = llm.get_model("bench")
+text = "".join(model.prompt("hi", stream=True))
+""",
+}
+FIRST_USE_TOKENS = 20
+
+
+def first_use_once(library: str, base: str, llm_home: str) -> float:
+    """Milliseconds from before ``import`` to the last token, in a fresh interpreter."""
+    script = (
+        "import time; start = time.perf_counter()\n"
+        f"BASE = {base!r}\n" + FIRST_USE[library] + "\n"
+        f"assert text == {'@@ ' * FIRST_USE_TOKENS!r}, repr(text)\n"
+        "print((time.perf_counter() - start) * 1000)\n"
+    )
+    env = {**ENV, "LLM_USER_PATH": llm_home, "OPENAI_API_KEY": "k"}
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", script], capture_output=True, text=True,
+        timeout=TIMEOUT, cwd=BENCH, env=env, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise ImportFailed(lines[-1] if lines else f"exit status {result.returncode}")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def first_use(runs: int) -> dict[str, float]:
+    port = _free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, str(BENCH / "_fake_upstream.py"), str(port),
+         "--tokens", str(FIRST_USE_TOKENS), "--interval", "0", "--lifetime", "600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    times: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the fake upstream did not start") from None
+                time.sleep(0.05)
+        with tempfile.TemporaryDirectory(prefix="chatwire-bench-llm-") as llm_home:
+            Path(llm_home, "extra-openai-models.yaml").write_text(
+                f"- model_id: bench\n  model_name: m\n  api_base: {base}\n"
+            )
+            for library in FIRST_USE:
+                try:
+                    first_use_once(library, base, llm_home)  # warm-up
+                    runs_ms = [first_use_once(library, base, llm_home) for _ in range(runs)]
+                except (ImportFailed, subprocess.TimeoutExpired) as exc:
+                    print(f"first_use {library}: failed: {exc}", flush=True)
+                    continue
+                times[library] = statistics.median(runs_ms)
+                print(
+                    f"first_use {library}: {times[library]:.1f} ms to import and stream "
+                    f"{FIRST_USE_TOKENS} tokens (median of {runs})",
+                    flush=True,
+                )
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=30)
+    return times
+
+
 def main() -> None:
     ensure_venv()
     parser = argparse.ArgumentParser(description="Import time: chatwire vs peers.")
@@ -94,7 +205,16 @@ def main() -> None:
         summary += " (bar >= 5x)"
     else:
         summary += "; no peer imported"
-    print(summary)
+    print(summary, flush=True)
+
+    used = first_use(args.runs)
+    peers = {name: ms for name, ms in used.items() if name != SUBJECT}
+    if SUBJECT in used and peers:
+        fastest = min(peers, key=peers.__getitem__)
+        print(
+            f"first use {SUBJECT}: {used[SUBJECT]:.1f} ms; fastest peer: {fastest} "
+            f"{peers[fastest]:.1f} ms; ratio = {peers[fastest] / used[SUBJECT]:.1f}x"
+        )
 
 
 if __name__ == "__main__":

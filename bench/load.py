@@ -14,6 +14,9 @@ Each round opens ``--streams`` streams at once (their starts spread over
 - peak memory: the server's peak resident set size (VmHWM), and its growth
   over the idle process, per 1000 streams.
 
+The two servers take turns, ``--repeats`` times, the first going second the
+next time, so neither gains from a quieter machine or a warmer page cache.
+
 Everything binds 127.0.0.1; each stream has a time limit and each server a
 fixed number of rounds, so the run ends by itself.
 
@@ -27,7 +30,7 @@ the command line only, a provider download (skipped by not using it). The
 request names model ``""``: any other name makes g4f fetch the upstream's
 model list with a blocking call on its event loop for every request.
 
-Run: python bench/load.py [--streams 1000] [--rounds 10] [--skip-g4f]
+Run: python bench/load.py [--streams 1000] [--rounds 10] [--repeats 2] [--skip-g4f]
 """
 
 from __future__ import annotations
@@ -242,25 +245,38 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--ramp", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=2, help="turns each server takes")
     parser.add_argument("--skip-g4f", action="store_true")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with tempfile.TemporaryDirectory(prefix="chatwire-load-") as scratch:
         home = Path(scratch)
-        ours = run_chatwire(args, home)
-        print_report(ours, args)
         if args.skip_g4f:
+            for _ in range(args.repeats):
+                print_report(run_chatwire(args, home), args)
             return
-        peer = run_g4f(args, home)
-        print_report(peer, args)
-    if ours.peak_rss and peer.peak_rss:
-        print(
-            f"load peak RSS chatwire/g4f = {ours.peak_rss / peer.peak_rss:.2f}x, growth per "
-            f"1000 streams chatwire/g4f = "
-            f"{(ours.peak_rss - ours.idle_rss) / max(peer.peak_rss - peer.idle_rss, 1):.2f}x "
-            f"(lower is better); errors chatwire {ours.errors} vs g4f {peer.errors}"
-        )
+        for repeat in range(args.repeats):
+            runs = [run_chatwire, run_g4f] if repeat % 2 == 0 else [run_g4f, run_chatwire]
+            reports = {}
+            for run in runs:
+                report = run(args, home)
+                print_report(report, args)
+                reports[report.name] = report
+            compare(reports["chatwire serve"], reports["g4f api"], repeat)
+
+
+def compare(ours: Report, peer: Report, repeat: int) -> None:
+    if not (ours.peak_rss and peer.peak_rss):
+        return
+    first = "chatwire" if repeat % 2 == 0 else "g4f"
+    print(
+        f"load repeat {repeat + 1} ({first} first): peak RSS chatwire/g4f = "
+        f"{ours.peak_rss / peer.peak_rss:.2f}x, growth per 1000 streams chatwire/g4f = "
+        f"{(ours.peak_rss - ours.idle_rss) / max(peer.peak_rss - peer.idle_rss, 1):.2f}x "
+        f"(lower is better); errors chatwire {ours.errors} vs g4f {peer.errors}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

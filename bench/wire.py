@@ -1,24 +1,31 @@
-"""End-to-end streaming speed over loopback HTTP: chatwire against the seed.
+"""End-to-end streaming over loopback HTTP: chatwire against the seed and httpx-sse.
 
 A server in a subprocess (its own GIL) listens on 127.0.0.1 at a free port and
-answers ``POST /free-chat`` with a pre-built Forefront-style stream of short
-``{"delta": ...}`` events, sent with chunked transfer encoding in 64 KiB
-pieces so that the server is never the bottleneck. Three clients then read
-the whole answer, each several times:
+answers ``POST /free-chat`` with a Forefront-style stream of short
+``{"delta": ...}`` events, in one of two shapes:
+
+- bulk: the whole answer at once, in 64 KiB chunked-encoding frames, so the
+  server is never the bottleneck; reported as text pieces per second (the
+  best run). This is the decoder's ceiling.
+- paced: one event per frame and per write, a millisecond apart, as a model
+  server sends tokens; each read brings one event. Wall time is the server's,
+  so this reports the client's CPU time per event (the best run).
+
+Four clients read the whole answer, taking turns, several times:
 
 - seed: the seed's own Forefront provider (requests, ``iter_lines``);
 - chatwire: chatwire's Forefront provider, ``forefront._create_completion``,
   called exactly as the seed's function is;
 - ChatCompletion: the same through ``ChatCompletion.create(provider="forefront",
   stream=True)``, which adds validation and the ``Stream`` wrapper;
-- httpx-sse: ``httpx_sse.connect_sse`` plus ``json.loads`` of each event.
+- httpx-sse: ``httpx_sse.connect_sse`` on one ``httpx.Client`` kept for the
+  whole bench (chatwire keeps its connections too), plus ``json.loads`` of
+  each event.
 
-All three must yield the same pieces. Reported: text pieces per second (the
-best run), and the ratios chatwire/seed and chatwire/httpx-sse. The server
-stops when the bench ends (or when its parent dies, or after a time limit),
-and a watchdog bounds the whole run.
+All must yield the same pieces. The server stops when the bench ends (or
+when its parent dies, or after a time limit), and a watchdog bounds the run.
 
-Run: ``python bench/wire.py [--events N] [--repeats N]``.
+Run: ``python bench/wire.py [--events N] [--paced-events N] [--repeats N]``.
 """
 
 from __future__ import annotations
@@ -71,16 +78,18 @@ def deltas(count: int) -> list[str]:
 # --- the server (runs in a subprocess) ---------------------------------------
 
 
-def chunked_frames(count: int) -> list[bytes]:
-    """The response body: SSE events in chunked-encoding frames, plus the end."""
-    body = b"".join(
+def chunked_frames(count: int, paced: bool) -> list[bytes]:
+    """The response body in chunked-encoding frames (one event each when paced), plus the end."""
+    events = [
         b"data: " + json.dumps({"delta": text}, ensure_ascii=False).encode() + b"\n\n"
         for text in deltas(count)
-    )
-    frames = [
-        b"%x\r\n%b\r\n" % (len(body[i : i + FRAME]), body[i : i + FRAME])
-        for i in range(0, len(body), FRAME)
     ]
+    if paced:
+        pieces = events
+    else:
+        body = b"".join(events)
+        pieces = [body[i : i + FRAME] for i in range(0, len(body), FRAME)]
+    frames = [b"%x\r\n%b\r\n" % (len(piece), piece) for piece in pieces]
     frames.append(b"0\r\n\r\n")
     return frames
 
@@ -91,7 +100,7 @@ def head(status: str, headers: dict[str, str]) -> bytes:
 
 
 async def handle(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frames: list[bytes]
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frames: list[bytes], pace: float
 ) -> None:
     """Serve requests on one connection until the client closes or asks to."""
     try:
@@ -129,6 +138,8 @@ async def handle(
                 for frame in frames:
                     writer.write(frame)
                     await writer.drain()
+                    if pace:
+                        await asyncio.sleep(pace)
             else:
                 writer.write(
                     head("404 Not Found", {"Content-Length": "0", "Connection": connection})
@@ -142,29 +153,31 @@ async def handle(
         writer.close()
 
 
-async def serve(count: int) -> None:
-    frames = chunked_frames(count)
-    server = await asyncio.start_server(lambda r, w: handle(r, w, frames), HOST, 0, limit=64 << 10)
+async def serve(count: int, pace: float) -> None:
+    frames = chunked_frames(count, paced=pace > 0)
+    server = await asyncio.start_server(
+        lambda r, w: handle(r, w, frames, pace), HOST, 0, limit=64 << 10
+    )
     print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.serve_forever(), SERVER_LIFETIME)
 
 
-def run_server(count: int) -> None:
+def run_server(count: int, pace: float) -> None:
     # The parent holds our stdin open; when it closes (parent done or dead), exit.
     def exit_on_eof() -> None:
         sys.stdin.buffer.read()
         os._exit(0)
 
     threading.Thread(target=exit_on_eof, daemon=True).start()
-    asyncio.run(serve(count))
+    asyncio.run(serve(count, pace))
 
 
-def start_server(count: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(count: int, pace: float) -> tuple[subprocess.Popen[bytes], str]:
     """The server process and its URL, once it is listening."""
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--events", str(count)],
+        [sys.executable, __file__, "--serve", "--events", str(count), "--pace", str(pace)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -215,14 +228,18 @@ def chatwire_client(url: str) -> Iterator[str]:
     return pieces
 
 
+_httpx_clients: list[object] = []  # the one client, made on first use
+
+
 def httpx_sse_client(url: str) -> Iterator[str]:
     import httpx
     import httpx_sse
 
-    with (
-        httpx.Client(timeout=60) as client,
-        httpx_sse.connect_sse(client, "POST", url, json=BODY) as source,
-    ):
+    if not _httpx_clients:
+        _httpx_clients.append(httpx.Client(timeout=60))
+    client = _httpx_clients[0]
+    assert isinstance(client, httpx.Client)
+    with httpx_sse.connect_sse(client, "POST", url, json=BODY) as source:
         for event in source.iter_sse():
             yield json.loads(event.data)["delta"]
 
@@ -235,8 +252,8 @@ CLIENTS: dict[str, Callable[[str], Iterator[str]]] = {
 }
 
 
-def best_rates(url: str, repeats: int) -> dict[str, float]:
-    """Each client's best pieces/second over ``repeats`` full reads of the answer.
+def best_times(url: str, repeats: int, clock: Callable[[], float]) -> dict[str, float]:
+    """Each client's best time by ``clock`` for a full read of the answer.
 
     The clients take turns, so a change in machine load hits them all alike.
     """
@@ -244,32 +261,61 @@ def best_rates(url: str, repeats: int) -> dict[str, float]:
     pieces = dict.fromkeys(CLIENTS, 0)
     for _ in range(repeats):
         for name, client in CLIENTS.items():
-            start = time.perf_counter()
+            start = clock()
             pieces[name] = sum(1 for _ in client(url))
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], clock() - start)
     assert len(set(pieces.values())) == 1, f"the clients disagree on the piece count: {pieces}"
-    return {name: pieces[name] / best[name] for name in CLIENTS}
+    return best
 
 
-def bench(count: int, repeats: int) -> None:
+def checked_server(count: int, pace: float) -> tuple[subprocess.Popen[bytes], str]:
+    """A running server whose answer every client reads correctly (untimed: a warm-up too)."""
     expected = "".join(deltas(count))
-    process, url = start_server(count)
+    process, url = start_server(count, pace)
     try:
-        # An untimed read per client first: it warms up imports and checks output.
         for name, client in CLIENTS.items():
             pieces = list(client(url))
             assert len(pieces) == count, f"{name}: {len(pieces)} pieces, expected {count}"
             assert "".join(pieces) == expected, f"{name}: the text differs from the server's"
-        rates = best_rates(url, repeats)
+    except BaseException:
+        stop_server(process)
+        raise
+    return process, url
+
+
+def bench_bulk(count: int, repeats: int) -> None:
+    process, url = checked_server(count, pace=0.0)
+    try:
+        best = best_times(url, repeats, time.perf_counter)
     finally:
         stop_server(process)
-
+    rates = {name: count / seconds for name, seconds in best.items()}
     for name, rate in rates.items():
-        print(f"wire {name}: {rate / 1e3:.0f}k tokens/s ({count} pieces, best of {repeats})")
+        print(f"wire bulk {name}: {rate / 1e3:.0f}k tokens/s ({count} pieces, best of {repeats})")
     print(
-        f"wire chatwire/seed = {rates['chatwire'] / rates['seed']:.2f}x (bar >= 2x), "
+        f"wire bulk chatwire/seed = {rates['chatwire'] / rates['seed']:.2f}x (bar >= 2x), "
         f"ChatCompletion/seed = {rates['ChatCompletion'] / rates['seed']:.2f}x, "
         f"chatwire/httpx-sse = {rates['chatwire'] / rates['httpx-sse']:.2f}x",
+        flush=True,
+    )
+
+
+def bench_paced(count: int, repeats: int, pace: float) -> None:
+    process, url = checked_server(count, pace)
+    try:
+        best = best_times(url, repeats, time.process_time)
+    finally:
+        stop_server(process)
+    cpu = {name: seconds / count * 1e6 for name, seconds in best.items()}
+    for name, micros in cpu.items():
+        print(
+            f"wire paced {name}: {micros:.1f} us CPU/event "
+            f"({count} events {pace * 1e3:g} ms apart, best of {repeats})"
+        )
+    print(
+        f"wire paced CPU seed/chatwire = {cpu['seed'] / cpu['chatwire']:.2f}x, "
+        f"httpx-sse/chatwire = {cpu['httpx-sse'] / cpu['chatwire']:.2f}x, "
+        f"ChatCompletion/chatwire = {cpu['ChatCompletion'] / cpu['chatwire']:.2f}x",
         flush=True,
     )
 
@@ -277,16 +323,19 @@ def bench(count: int, repeats: int) -> None:
 def main() -> None:
     ensure_venv()
     parser = argparse.ArgumentParser(description="Loopback streaming speed: chatwire vs peers.")
-    parser.add_argument("--events", type=int, default=200_000, help="pieces in the answer")
+    parser.add_argument("--events", type=int, default=200_000, help="pieces, bulk answer")
+    parser.add_argument("--paced-events", type=int, default=2000, help="pieces, paced answer")
     parser.add_argument("--repeats", type=int, default=7, help="timed reads per client")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pace", type=float, default=0.001, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        run_server(args.events)
+        run_server(args.events, args.pace)
         return
     # If anything hangs, dump the stacks and exit; the server then sees EOF and exits too.
     faulthandler.dump_traceback_later(BENCH_LIMIT, exit=True)
-    bench(args.events, args.repeats)
+    bench_bulk(args.events, args.repeats)
+    bench_paced(args.paced_events, args.repeats, args.pace)
     faulthandler.cancel_dump_traceback_later()
 
 
