@@ -1,0 +1,252 @@
+"""The chat-completions request, typed once: msgspec Structs for all a client may send.
+
+A request is decoded from JSON (the gateway) or converted from Python values
+(the library) in one pass, by msgspec's C decoder, and is checked as it is
+built; the layers below take the typed request and check nothing again.
+What the Structs say is what OpenAI's API says today:
+
+- messages with roles ``system``, ``developer``, ``user``, ``assistant`` and
+  ``tool``; ``content`` a string, a list of ``text`` and ``image_url`` parts,
+  or null on an assistant message that calls tools; ``name``,
+  ``tool_calls``, ``tool_call_id``;
+- ``tools``, ``tool_choice``, ``parallel_tool_calls``, ``response_format``
+  (``text``, ``json_object``, ``json_schema``);
+- sampling: ``temperature``, ``top_p``, ``max_tokens``,
+  ``max_completion_tokens``, ``stop``, ``seed``, ``presence_penalty``,
+  ``frequency_penalty``, ``n`` (1 only), ``user``; ``stream`` and
+  ``stream_options``.
+
+Unknown top-level fields are ignored, as vLLM and llama.cpp's server do; a
+known field with a wrong type or value is an ``InvalidRequest`` whose text
+starts with the field's path as OpenAI writes it (``messages[2].content[0].type``).
+Limits that depend on the provider (a temperature range, a model name) are
+the provider's to check. Encoding a request gives back the fields that were
+set and nothing else.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChatRequest",
+    "ContentPart",
+    "FunctionCall",
+    "FunctionDefinition",
+    "ImagePart",
+    "ImageURL",
+    "JsonObjectFormat",
+    "JsonSchema",
+    "JsonSchemaFormat",
+    "Message",
+    "NamedFunction",
+    "NamedToolChoice",
+    "ResponseFormat",
+    "StreamOptions",
+    "TextFormat",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
+    "decode_request",
+    "request_from",
+]
+
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from ._errors import InvalidRequest
+
+# -- messages -------------------------------------------------------------------------
+
+
+class TextPart(Struct, tag_field="type", tag="text"):
+    text: str
+
+
+class ImageURL(Struct, omit_defaults=True):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(Struct, tag_field="type", tag="image_url"):
+    image_url: ImageURL
+
+
+ContentPart = TextPart | ImagePart
+
+
+class FunctionCall(Struct):
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ToolCall(Struct, tag_field="type", tag="function"):
+    id: str
+    function: FunctionCall
+
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+
+
+class Message(Struct, omit_defaults=True):
+    role: Role
+    # UNSET (absent) and None (null) differ: each is sent on as it came.
+    content: str | list[ContentPart] | UnsetType | None = UNSET
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Raised here, msgspec reports the error at this message's path.
+        if self.content in (None, UNSET) and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(
+                "`content` is required (it may be null only on an assistant message "
+                "with `tool_calls`)"
+            )
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError(f"`tool_calls` belong to assistant messages, not {self.role}")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the `tool_call_id` it answers")
+        images = isinstance(self.content, list) and any(
+            isinstance(part, ImagePart) for part in self.content
+        )
+        if images and self.role != "user":
+            raise ValueError(f"image parts belong to user messages, not {self.role}")
+
+    @property
+    def text(self) -> str:
+        """The message's text: its string, or its text parts joined."""
+        if isinstance(self.content, str):
+            return self.content
+        if not isinstance(self.content, list):
+            return ""
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+
+# -- tools and formats ----------------------------------------------------------------
+
+FunctionName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class FunctionDefinition(Struct, omit_defaults=True):
+    name: FunctionName
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON Schema object
+    strict: bool | None = None
+
+
+class Tool(Struct, tag_field="type", tag="function"):
+    function: FunctionDefinition
+
+
+class NamedFunction(Struct):
+    name: FunctionName
+
+
+class NamedToolChoice(Struct, tag_field="type", tag="function"):
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class TextFormat(Struct, tag_field="type", tag="text"):
+    pass
+
+
+class JsonObjectFormat(Struct, tag_field="type", tag="json_object"):
+    pass
+
+
+class JsonSchema(Struct, omit_defaults=True):
+    name: FunctionName
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+class JsonSchemaFormat(Struct, tag_field="type", tag="json_schema"):
+    json_schema: JsonSchema
+
+
+ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
+
+
+class StreamOptions(Struct, omit_defaults=True):
+    include_usage: bool = False
+
+
+# -- the request ----------------------------------------------------------------------
+
+Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
+Tokens = Annotated[int, Meta(ge=1)]
+
+
+class ChatRequest(Struct, kw_only=True, omit_defaults=True):
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    model: str | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    temperature: Annotated[float, Meta(ge=0.0)] | None = None
+    top_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    max_tokens: Tokens | None = None
+    max_completion_tokens: Tokens | None = None
+    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
+    seed: int | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    # More than one choice is not served: each provider streams one answer.
+    n: Annotated[int, Meta(ge=1, le=1)] | None = None
+    user: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tool_choice is not None and self.tool_choice != "none" and not self.tools:
+            raise ValueError("tool_choice: needs `tools` to choose from")
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tools:
+            wanted = self.tool_choice.function.name
+            if all(tool.function.name != wanted for tool in self.tools):
+                raise ValueError(f"tool_choice: names {wanted!r}, which is not in `tools`")
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
+_decoder = msgspec.json.Decoder(ChatRequest)
+# "Expected `int`, got `str` - at `$.messages[0].content`": the message, then the path.
+_NAMED = re.compile(r"^[a-z_]+: ")
+_AT_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _invalid(error: msgspec.MsgspecError) -> InvalidRequest:
+    """msgspec's error, with the field's path first, as OpenAI writes it."""
+    found = _AT_PATH.match(str(error))
+    what, path = (found["what"], found["path"]) if found else (str(error), None)
+    if not path:
+        # A check across fields names its field itself ("tool_choice: ...").
+        return InvalidRequest(
+            what if _NAMED.match(what) else f"request: {what[:1].lower()}{what[1:]}"
+        )
+    return InvalidRequest(f"{path.lstrip('.')}: {what[:1].lower()}{what[1:]}")
+
+
+def decode_request(body: bytes | str) -> ChatRequest:
+    """A request from its JSON text, checked; ``InvalidRequest`` names what is wrong."""
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
+        raise _invalid(exc) from None
+
+
+def request_from(fields: dict[str, Any]) -> ChatRequest:
+    """A request from Python values (what ``create`` was given), checked the same way."""
+    try:
+        return msgspec.convert(fields, ChatRequest)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from None
