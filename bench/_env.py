@@ -20,7 +20,10 @@ VENV = BENCH / ".venv"
 PYTHON = VENV / "bin" / "python"
 MARKER = VENV / "bench-installed.txt"
 # fastapi and python-multipart: what `g4f api` needs beyond g4f itself (bench/load.py).
-PEERS = ("openai", "httpx-sse", "requests", "g4f", "fastapi", "python-multipart", "litellm", "llm")
+PEERS = (
+    "openai", "httpx-sse", "requests", "g4f", "fastapi", "python-multipart", "litellm", "llm",
+    "pydantic",
+)  # fmt: skip
 
 
 def in_venv() -> bool:
