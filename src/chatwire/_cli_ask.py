@@ -53,6 +53,22 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
     return options
 
 
+def schema_format(schema: str) -> dict[str, Any]:
+    """The ``response_format`` for ``--schema``: a file holding a JSON Schema, or the schema."""
+    import json
+    from pathlib import Path
+
+    path = Path(schema)
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else schema
+        parsed = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        fail(f"--schema is neither a readable file nor JSON: {exc}", EXIT_USAGE)
+    if not isinstance(parsed, dict):
+        fail("--schema must be a JSON Schema object", EXIT_USAGE)
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": parsed}}
+
+
 def _read_prompt(prompt: str | None) -> str:
     if prompt == "-" or (prompt is None and not sys.stdin.isatty()):
         text = sys.stdin.read()
@@ -162,9 +178,12 @@ def ask(
     continue_: bool,
     cid: str | None,
     no_log: bool,
+    schema: str | None,
 ) -> None:
     text = _read_prompt(prompt)
     options = parse_options(option)
+    if schema is not None:
+        options["response_format"] = schema_format(schema)
     store = open_store(no_log)
     conversation = Conversation(store, continue_, cid, provider, model, system)
     out = sys.stdout

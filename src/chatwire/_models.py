@@ -46,6 +46,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolChoice",
+    "checked_response_format",
     "decode_request",
     "request_from",
 ]
@@ -224,16 +225,22 @@ _NAMED = re.compile(r"^[a-z_]+: ")
 _AT_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
-def _invalid(error: msgspec.MsgspecError) -> InvalidRequest:
-    """msgspec's error, with the field's path first, as OpenAI writes it."""
+def _invalid(error: msgspec.MsgspecError, field: str = "") -> InvalidRequest:
+    """msgspec's error, with the field's path first, as OpenAI writes it.
+
+    ``field`` names what was converted when it is one field of a request.
+    """
     found = _AT_PATH.match(str(error))
     what, path = (found["what"], found["path"]) if found else (str(error), None)
+    # "Expected ..." reads on after the path as "expected ..."; "JSON ..." stays.
+    if what[1:2].islower():
+        what = what[:1].lower() + what[1:]
+    if field:
+        return InvalidRequest(f"{field}{path or ''}: {what}")
     if not path:
         # A check across fields names its field itself ("tool_choice: ...").
-        return InvalidRequest(
-            what if _NAMED.match(what) else f"request: {what[:1].lower()}{what[1:]}"
-        )
-    return InvalidRequest(f"{path.lstrip('.')}: {what[:1].lower()}{what[1:]}")
+        return InvalidRequest(what if _NAMED.match(what) else f"request: {what}")
+    return InvalidRequest(f"{path.lstrip('.')}: {what}")
 
 
 def decode_request(body: bytes | str) -> ChatRequest:
@@ -250,3 +257,17 @@ def request_from(fields: dict[str, Any]) -> ChatRequest:
         return msgspec.convert(fields, ChatRequest)
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from None
+
+
+def checked_response_format(value: object) -> Any:
+    """``value``, as sent, if it is a valid ``response_format`` (JSON text is read first)."""
+    if isinstance(value, str):
+        try:
+            value = msgspec.json.decode(value)
+        except msgspec.DecodeError as exc:
+            raise _invalid(exc, "response_format") from None
+    try:
+        msgspec.convert(value, ResponseFormat)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc, "response_format") from None
+    return value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Option", "check_messages", "check_model", "check_options"]
+__all__ = ["Option", "check_messages", "check_model", "check_options", "check_response_format"]
 
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -58,7 +58,7 @@ class Option:
     """One keyword a provider accepts: its type, and how to read it from text."""
 
     # A plain class, not a dataclass: ``dataclasses`` costs ~20 ms to import.
-    __slots__ = ("check", "help", "kind", "maximum", "minimum", "name")
+    __slots__ = ("check", "convert", "help", "kind", "maximum", "minimum", "name")
 
     def __init__(
         self,
@@ -69,6 +69,7 @@ class Option:
         minimum: float | None = None,
         maximum: float | None = None,
         check: Callable[[Any], bool] | None = None,
+        convert: Callable[[Any], Any] | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -76,12 +77,16 @@ class Option:
         self.minimum = minimum
         self.maximum = maximum
         self.check = check
+        # For structured values: checks and returns the value, or raises InvalidRequest.
+        self.convert = convert
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, {self.kind.__name__})"
 
     def coerce(self, value: object) -> Any:
         """Validate ``value`` (text from a CLI is parsed) and return it typed."""
+        if self.convert is not None:
+            return self.convert(value)
         if isinstance(value, str) and self.kind is not str:
             value = self._parse(value)
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -131,7 +136,15 @@ _KIND_NAMES: dict[type, str] = {
     bool: "true or false",
     str: "a string",
     list: "a string or a list of strings",
+    dict: "a JSON object",
 }
+
+
+def check_response_format(value: object) -> Any:
+    """A ``response_format`` as sent, once checked against the typed request's rules."""
+    from ._models import checked_response_format  # msgspec: loaded when first needed
+
+    return checked_response_format(value)
 
 
 def check_options(

@@ -94,6 +94,11 @@ def _build() -> click.Group:
     @click.argument("prompt", required=False)
     @_conversation_options
     @click.option("--no-stream", is_flag=True, help="Print the answer only when complete.")
+    @click.option(
+        "--schema",
+        metavar="SCHEMA",
+        help="Answer with JSON that fits this JSON Schema (a file, or the schema inline).",
+    )
     def ask(**kwargs: Any) -> None:
         """Ask one question (the default command); PROMPT '-' reads standard input."""
         from ._cli_ask import ask

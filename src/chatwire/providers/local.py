@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ContextLengthExceeded, InvalidRequest
-from .._validate import Option
+from .._validate import Option, check_response_format
 from ._base import describe_params, prepare
 from ._reply import AsyncReply, Reply
 
@@ -71,6 +71,12 @@ options: Mapping[str, Option] = {
         Option("model_path", str, "a path to a .gguf file"),
         Option("n_ctx", int, "tokens", minimum=16),
         Option("threads", int, "threads", minimum=1),
+        Option(
+            "response_format",
+            dict,
+            "a response_format object",
+            convert=check_response_format,
+        ),
     )
 }
 
@@ -191,7 +197,34 @@ def _settings(checked: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("temperature", "top_p", "top_k", "stop", "seed"):
         if checked.get(name) is not None:
             settings[name] = checked[name]
+    settings.update(_structured(checked.get("response_format")))
     return settings
+
+
+def _structured(response_format: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Grammar-constrained sampling for a JSON answer, so that it always parses.
+
+    ``json_object`` takes llama.cpp's JSON grammar; ``json_schema`` a grammar
+    built from its schema, so the answer also fits the schema (until
+    ``max_tokens`` cuts it short: then ``finish_reason`` is ``length``).
+    """
+    kind = (response_format or {}).get("type", "text")
+    if kind == "text":
+        return {}
+    schema = response_format.get("json_schema", {}).get("schema") if response_format else None
+    if kind == "json_object" or schema is None:
+        return {"response_format": {"type": "json_object"}}
+    import json
+
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception as exc:  # llama.cpp's converter raises plain errors of several kinds
+        raise InvalidRequest(
+            f"response_format.json_schema.schema: the local provider cannot follow it: {exc}"
+        ) from None
+    return {"grammar": grammar}
 
 
 def _pieces(

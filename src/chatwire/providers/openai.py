@@ -18,7 +18,7 @@ from typing import Any
 
 from .._errors import InvalidRequest, ProtocolError
 from .._sse import shown
-from .._validate import Option
+from .._validate import Option, check_response_format
 from ._base import describe_params, prepare
 from ._http import stream_async, stream_sync
 from ._protocol import (
@@ -57,8 +57,11 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 API_KEY_ENV = "OPENAI_API_KEY"
 
-# Sampling keywords passed through to the request body as they are.
-_PASSED_THROUGH = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed")
+# Request fields passed through to the request body as they are.
+_PASSED_THROUGH = (
+    "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "user", "response_format",
+)  # fmt: skip
 
 
 options: Mapping[str, Option] = {
@@ -73,6 +76,15 @@ options: Mapping[str, Option] = {
             Option("top_p", float, "a number from 0 to 1", minimum=0.0, maximum=1.0),
             Option("stop", list, "a string or a list of strings"),
             Option("seed", int, "a whole number"),
+            Option("presence_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
+            Option("frequency_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
+            Option("user", str, "an end-user id"),
+            Option(
+                "response_format",
+                dict,
+                "a response_format object",
+                convert=check_response_format,
+            ),
         )
     },
 }

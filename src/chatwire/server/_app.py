@@ -37,6 +37,7 @@ from .. import providers
 from .._client import ChatCompletion
 from .._errors import AllProvidersFailed, ContextLengthExceeded, InvalidRequest, ProviderError
 from .._stream import AsyncStream
+from ..providers._base import short_name
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -114,13 +115,28 @@ class Gateway:
 
     def options_for(
         self, modules: list[ModuleType], requested: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Server-side options, then the request's sampling keywords the providers take."""
-        accepted = {name for module in modules for name in getattr(module, "options", {})}
+    ) -> tuple[list[ModuleType], dict[str, Any]]:
+        """The providers that can serve every field the request sets, and their options.
+
+        A field no target provider takes is refused, never dropped: with one
+        target it is a 400 naming the field and the provider; with several,
+        those that cannot serve it are left out of the fallback.
+        """
+        able = [m for m in modules if set(requested) <= set(getattr(m, "options", {}))]
+        if not able:
+            first = modules[0]
+            field = min(set(requested) - set(getattr(first, "options", {})))
+            why = (
+                f"provider {short_name(first.__name__)!r} cannot serve it"
+                if len(modules) == 1
+                else "no provider served here can serve it"
+            )
+            raise ApiError(400, f"'{field}': {why}", param=field)
+        accepted = {name for module in able for name in getattr(module, "options", {})}
         accepted.add("max_retries")  # chatwire's own, for every provider
         merged = {k: v for k, v in self.options.items() if k in accepted}
-        merged.update({k: v for k, v in requested.items() if k in accepted})
-        return merged
+        merged.update(requested)
+        return able, merged
 
     def authorize(self, request: Request) -> None:
         if self.api_key is None:

@@ -62,17 +62,50 @@ def _bounded(kind: str, options: Iterable[Option]) -> dict[str, Any]:
     return schema
 
 
+_FUNCTION_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+_RESPONSE_FORMAT = {
+    "nullable": True,
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string", "enum": ["text", "json_object"]}},
+        },
+        {
+            "type": "object",
+            "required": ["type", "json_schema"],
+            "properties": {
+                "type": {"type": "string", "enum": ["json_schema"]},
+                "json_schema": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": _FUNCTION_NAME,
+                        "description": {"type": "string", "nullable": True},
+                        "schema": {"type": "object", "nullable": True},
+                        "strict": {"type": "boolean", "nullable": True},
+                    },
+                },
+            },
+        },
+    ],
+}
+
+
 def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
+    """The request fields some served provider takes; any other is refused with a 400."""
     declared: dict[str, list[Option]] = {}
     for module in modules:
         for name, option in getattr(module, "options", {}).items():
             declared.setdefault(name, []).append(option)
-    properties: dict[str, Any] = {}
+    properties: dict[str, Any] = {
+        "n": {"type": "integer", "nullable": True, "minimum": 1, "maximum": 1}
+    }
     for name, (kind, _) in SAMPLING_FIELDS.items():
         # max_completion_tokens is forwarded as max_tokens.
-        options = declared.get(name, []) + (
-            declared.get("max_tokens", []) if name == "max_completion_tokens" else []
-        )
+        options = declared.get("max_tokens" if name == "max_completion_tokens" else name, [])
+        if not options:
+            continue
         if name == "stop":
             properties[name] = {
                 "nullable": True,
@@ -81,6 +114,10 @@ def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
                     {"type": "array", "items": {"type": "string"}},
                 ],
             }
+        elif name == "response_format":
+            properties[name] = _RESPONSE_FORMAT
+        elif kind is str:
+            properties[name] = {"type": "string", "nullable": True}
         else:
             properties[name] = _bounded("integer" if kind is int else "number", options)
     return properties

@@ -122,7 +122,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         gateway.authorize(request)
         chat = parse_chat_request(await gateway.read_body(request))
         targets, model = gateway.route(chat.model)
-        options = gateway.options_for(targets, chat.options)
+        targets, options = gateway.options_for(targets, chat.options)
         cid = gateway.conversation_id(request)
         stream, first = await gateway.open(request, targets, model, chat.messages, options, cid)
         # The id the log used (the request's, or a new one), for the next turn.
@@ -153,7 +153,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         gateway.authorize(request)
         messages = parse_free_chat_request(await gateway.read_body(request))
         targets, _ = gateway.route(None)
-        options = gateway.options_for(targets, {})
+        targets, options = gateway.options_for(targets, {})
         cid = gateway.conversation_id(request)
         stream, first = await gateway.open(request, targets, None, messages, options, cid)
         events = _free_chat_events(stream, first)

@@ -10,6 +10,7 @@ __all__ = [
     "CONVERSATION_HEADER",
     "CONVERSATION_ID_PATTERN",
     "SAMPLING_FIELDS",
+    "UNSERVED_FIELDS",
     "ApiError",
     "ChunkEncoder",
     "completion_object",
@@ -108,7 +109,13 @@ SAMPLING_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "top_p": ((int, float), "a number"),
     "seed": (int, "an integer"),
     "stop": ((str, list), "a string or a list of strings"),
+    "presence_penalty": ((int, float), "a number"),
+    "frequency_penalty": ((int, float), "a number"),
+    "user": (str, "a string"),
+    "response_format": (dict, "an object"),
 }
+# Request fields chatwire knows and cannot serve yet: refused, never dropped.
+UNSERVED_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -120,6 +127,12 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         messages = check_messages(parsed["messages"])
     except InvalidRequest as exc:
         raise ApiError(400, str(exc), param="messages") from None
+    for name in UNSERVED_FIELDS:
+        if parsed.get(name) is not None:
+            raise ApiError(400, f"'{name}': chatwire cannot relay tool calls yet", param=name)
+    n = _field(parsed, "n", int, "an integer")
+    if n is not None and n != 1:
+        raise ApiError(400, f"'n' must be 1: one answer is served per request, got {n}", param="n")
     model = _field(parsed, "model", str, "a string")
     stream = bool(_field(parsed, "stream", bool, "true or false"))
     stream_options = _field(parsed, "stream_options", dict, "an object") or {}
