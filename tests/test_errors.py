@@ -167,10 +167,27 @@ def test_trickling_bytes_cannot_hold_the_caller(collect: Collect, server: Thread
         ({"messages": []}, "messages must not be empty"),
         ({"messages": "hello"}, "messages must be a list"),
         ({"messages": None}, "messages must be a list"),
-        ({"messages": [USER[0], "hi"]}, r"messages\[1\] must be a dict"),
-        ({"messages": [{"role": "bot", "content": "x"}]}, r"messages\[0\].role must be one of"),
-        ({"messages": [{"content": "x"}]}, r"messages\[0\].role .* got nothing"),
-        ({"messages": [USER[0], {"role": "user", "content": 5}]}, r"messages\[1\].content"),
+        ({"messages": [USER[0], "hi"]}, r"messages\[1\]: expected `object`, got `str`"),
+        ({"messages": [{"role": "bot", "content": "x"}]}, r"messages\[0\]\.role: invalid enum"),
+        ({"messages": [{"content": "x"}]}, r"messages\[0\]: object missing .* `role`"),
+        ({"messages": [USER[0], {"role": "user", "content": 5}]}, r"messages\[1\]\.content: "),
+        ({"messages": [{"role": "user"}]}, r"messages\[0\]: `content` is required"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "data:,x"}}],
+                    }
+                ]
+            },
+            r"messages\[0\]\.content\[0\]: provider 'forefront' cannot "
+            "read images",
+        ),
+        (
+            {"messages": [{"role": "tool", "tool_call_id": "c", "content": "1"}]},
+            r"messages\[0\]\.role: provider 'forefront' cannot call tools",
+        ),
         ({"messages": USER, "provider": "nosuch"}, "unknown provider 'nosuch'"),
         ({"messages": USER, "provider": 42}, "provider must be a provider module"),
         ({"messages": USER, "model": "gpt-9"}, "does not offer model 'gpt-9'"),

@@ -48,6 +48,7 @@ __all__ = [
     "ToolChoice",
     "checked_response_format",
     "decode_request",
+    "messages_from",
     "request_from",
 ]
 
@@ -100,21 +101,15 @@ class Message(Struct, omit_defaults=True):
     tool_call_id: str | None = None
 
     def __post_init__(self) -> None:
-        # Raised here, msgspec reports the error at this message's path.
+        # Raised here, msgspec reports the error at this message's path. What a
+        # provider cannot take (an image, a tool call) is the provider's to refuse.
         if self.content in (None, UNSET) and not (self.role == "assistant" and self.tool_calls):
             raise ValueError(
                 "`content` is required (it may be null only on an assistant message "
                 "with `tool_calls`)"
             )
-        if self.tool_calls is not None and self.role != "assistant":
-            raise ValueError(f"`tool_calls` belong to assistant messages, not {self.role}")
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs the `tool_call_id` it answers")
-        images = isinstance(self.content, list) and any(
-            isinstance(part, ImagePart) for part in self.content
-        )
-        if images and self.role != "user":
-            raise ValueError(f"image parts belong to user messages, not {self.role}")
 
     @property
     def text(self) -> str:
@@ -257,6 +252,24 @@ def request_from(fields: dict[str, Any]) -> ChatRequest:
         return msgspec.convert(fields, ChatRequest)
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from None
+
+
+_message_list = list[Message]
+
+
+def messages_from(value: object) -> list[Message]:
+    """The messages of a request, typed and checked; ``InvalidRequest`` names what is wrong."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise InvalidRequest(
+            "messages must be a list of {'role': ..., 'content': ...} dicts, "
+            f"got {type(value).__name__}"
+        )
+    if not value:
+        raise InvalidRequest("messages must not be empty")
+    try:
+        return msgspec.convert(list(value), _message_list)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc, "messages") from None
 
 
 def checked_response_format(value: object) -> Any:

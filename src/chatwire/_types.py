@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ROLES", "Message"]
+__all__ = ["ROLES"]
 
-from typing import Literal, TypedDict
-
-ROLES = ("system", "user", "assistant")
-
-
-class Message(TypedDict):
-    role: Literal["system", "user", "assistant"]
-    content: str
+# The roles a chat message may have.
+ROLES = ("system", "developer", "user", "assistant", "tool")

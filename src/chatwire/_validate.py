@@ -6,37 +6,20 @@ __all__ = ["Option", "check_messages", "check_model", "check_options", "check_re
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidRequest
-from ._types import ROLES, Message
+
+if TYPE_CHECKING:
+    from ._models import Message
 
 
 def check_messages(messages: object) -> list[Message]:
-    """Return ``messages`` as a list if it is a non-empty list of chat messages."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise InvalidRequest(
-            "messages must be a list of {'role': ..., 'content': ...} dicts, "
-            f"got {type(messages).__name__}"
-        )
-    if not messages:
-        raise InvalidRequest("messages must not be empty")
-    for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise InvalidRequest(
-                f"messages[{index}] must be a dict with 'role' and 'content', "
-                f"got {type(message).__name__}"
-            )
-        role = message.get("role")
-        if role not in ROLES:
-            allowed = ", ".join(repr(r) for r in ROLES)
-            got = "nothing" if "role" not in message else repr(role)
-            raise InvalidRequest(f"messages[{index}].role must be one of {allowed}, got {got}")
-        content = message.get("content")
-        if not isinstance(content, str):
-            got = "nothing" if "content" not in message else type(content).__name__
-            raise InvalidRequest(f"messages[{index}].content must be a string, got {got}")
-    return list(messages)
+    """``messages`` typed, if it is a non-empty list of chat messages in any shape
+    today's clients send (content parts, the developer role, tool calls and results)."""
+    from ._models import messages_from  # msgspec: loaded when first needed
+
+    return messages_from(messages)
 
 
 def check_model(provider: str, model: object, models: Sequence[str], any_model: bool) -> str:

@@ -80,8 +80,14 @@ class Exchange:
 
     @property
     def prompt(self) -> str:
-        """The last message sent: what the user asked."""
-        return str(self.messages[-1]["content"]) if self.messages else ""
+        """The text of the last message sent: what the user asked."""
+        if not self.messages:
+            return ""
+        content = self.messages[-1].get("content")
+        if isinstance(content, list):  # parts: the text ones, joined
+            texts = (p.get("text") for p in content if isinstance(p, dict) and "text" in p)
+            return "".join(str(text) for text in texts)
+        return "" if content is None else str(content)
 
     def history(self) -> list[dict[str, Any]]:
         """Its messages and its answer: the conversation up to the end of this exchange."""

@@ -43,6 +43,7 @@ __all__ = [
     "params",
     "supports_stream",
     "tokens_generated",
+    "tool_turns_as_text",
     "url",
     "working",
 ]
@@ -53,6 +54,8 @@ supports_stream = True
 needs_auth = False
 working = True
 accepts_any_model = False
+# Tool calls and their results in the history are read as text.
+tool_turns_as_text = True
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PATH_ENV = "CHATWIRE_MODEL_PATH"

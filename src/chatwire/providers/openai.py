@@ -36,6 +36,7 @@ from ._reply import AsyncReply, Reply
 __all__ = [
     "DEFAULT_BASE_URL",
     "accepts_any_model",
+    "forwards_messages",
     "model",
     "needs_auth",
     "options",
@@ -52,6 +53,8 @@ needs_auth = True
 working = True
 # Compatible servers name their models freely (llama3, qwen2.5:7b, ...).
 accepts_any_model = True
+# Messages go upstream exactly as the caller wrote them: parts, tool calls, all.
+forwards_messages = True
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"

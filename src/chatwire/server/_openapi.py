@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from .._types import ROLES
 from .._validate import Option
 from ._wire import CONVERSATION_HEADER, CONVERSATION_ID_PATTERN, SAMPLING_FIELDS
 
@@ -123,6 +122,79 @@ def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
     return properties
 
 
+def _message_schema() -> dict[str, Any]:
+    """A message as ``_models.Message`` reads it: every branch declares every field.
+
+    ``content`` may be null (or absent) only on an assistant message that
+    calls tools, and a tool message needs the ``tool_call_id`` it answers.
+    """
+    text_part = {
+        "type": "object",
+        "required": ["type", "text"],
+        "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}},
+    }
+    image_part = {
+        "type": "object",
+        "required": ["type", "image_url"],
+        "properties": {
+            "type": {"type": "string", "enum": ["image_url"]},
+            "image_url": {
+                "type": "object",
+                "required": ["url"],
+                "properties": {
+                    "url": {"type": "string"},
+                    "detail": {
+                        "type": "string",
+                        "nullable": True,
+                        "enum": ["auto", "low", "high", None],
+                    },
+                },
+            },
+        },
+    }
+    content = {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"anyOf": [text_part, image_part]}},
+        ]
+    }
+    tool_call = {
+        "type": "object",
+        "required": ["id", "function"],  # "type" may be left out: it can only be "function"
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string", "enum": ["function"]},
+            "function": {
+                "type": "object",
+                "required": ["name", "arguments"],
+                "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}},
+            },
+        },
+    }
+
+    def branch(roles: list[str], required: list[str], **changed: Any) -> dict[str, Any]:
+        properties = {
+            "role": {"type": "string", "enum": roles},
+            "content": content,
+            "name": {"type": "string", "nullable": True},
+            "tool_calls": {"type": "array", "nullable": True, "items": tool_call},
+            "tool_call_id": {"type": "string", "nullable": True},
+            **changed,
+        }
+        return {"type": "object", "required": ["role", *required], "properties": properties}
+
+    return {
+        "anyOf": [
+            branch(["system", "developer", "user", "assistant"], ["content"]),
+            branch(["tool"], ["content", "tool_call_id"],
+                   tool_call_id={"type": "string", "minLength": 1}),
+            branch(["assistant"], ["tool_calls"],
+                   content={**content, "nullable": True},
+                   tool_calls={"type": "array", "minItems": 1, "items": tool_call}),
+        ]
+    }  # fmt: skip
+
+
 def _model_schema(gateway: Gateway) -> dict[str, Any]:
     default = gateway.modules[gateway.default]
     schema: dict[str, Any] = {"type": "string", "nullable": True}
@@ -136,14 +208,7 @@ def _model_schema(gateway: Gateway) -> dict[str, Any]:
 
 
 def _components(gateway: Gateway) -> dict[str, Any]:
-    message = {
-        "type": "object",
-        "required": ["role", "content"],
-        "properties": {
-            "role": {"type": "string", "enum": list(ROLES)},
-            "content": {"type": "string"},
-        },
-    }
+    message = _message_schema()
     chat_request = {
         "type": "object",
         "required": ["messages"],

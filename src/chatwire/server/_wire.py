@@ -123,8 +123,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     parsed = _loads(body)
     if "messages" not in parsed:
         raise ApiError(400, "'messages' is required", param="messages")
+    messages = parsed["messages"]
     try:
-        messages = check_messages(parsed["messages"])
+        check_messages(messages)  # the providers get them as the client wrote them
     except InvalidRequest as exc:
         raise ApiError(400, str(exc), param="messages") from None
     for name in UNSERVED_FIELDS:
@@ -172,10 +173,12 @@ def parse_free_chat_request(body: bytes) -> list[Any]:
         history = []
     elif not isinstance(history, list):
         raise ApiError(400, "'messages' must be a list of messages", param="messages")
+    conversation = [*history, {"role": "user", "content": text}]
     try:
-        return check_messages([*history, {"role": "user", "content": text}])
+        check_messages(conversation)
     except InvalidRequest as exc:
         raise ApiError(400, str(exc), param="messages") from None
+    return conversation
 
 
 class ChunkEncoder:
