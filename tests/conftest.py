@@ -11,9 +11,9 @@ from hypothesis import settings
 from tests.servers import ScriptedServer, ThreadedServer
 
 # What a developer's shell sets must not change a result: chatwire's own
-# settings, the openai SDK's, proxies and CA bundles are cleared before
+# settings, the openai SDK's and LangChain's, proxies and CA bundles are cleared before
 # anything reads them (chatwire reads proxies once per process).
-_CLEARED_PREFIXES = ("CHATWIRE_", "OPENAI_")
+_CLEARED_PREFIXES = ("CHATWIRE_", "OPENAI_", "LANGCHAIN_", "LANGSMITH_")
 _CLEARED_NAMES = frozenset(
     {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ssl_cert_file", "ssl_cert_dir",
      "requests_ca_bundle", "curl_ca_bundle"}
