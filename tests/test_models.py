@@ -155,7 +155,7 @@ def user(content: Any) -> dict[str, Any]:
         ({**user("x"), "response_format": {"type": "xml"}}, r"^response_format\.type: invalid"),
         (
             {**user("x"), "stream_options": {"include_usage": "yes"}},
-            r"^stream_options\.include_usage: expected `bool`",
+            r"^stream_options\.include_usage: expected `bool \| null`",
         ),
     ],
 )

@@ -171,7 +171,7 @@ ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
 
 
 class StreamOptions(Struct, omit_defaults=True):
-    include_usage: bool = False
+    include_usage: bool | None = None
 
 
 # -- the request ----------------------------------------------------------------------
@@ -183,7 +183,7 @@ Tokens = Annotated[int, Meta(ge=1)]
 class ChatRequest(Struct, kw_only=True, omit_defaults=True):
     messages: Annotated[list[Message], Meta(min_length=1)]
     model: str | None = None
-    stream: bool = False
+    stream: bool | None = None
     stream_options: StreamOptions | None = None
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
@@ -211,7 +211,7 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True):
 
     @property
     def include_usage(self) -> bool:
-        return self.stream_options is not None and self.stream_options.include_usage
+        return bool(self.stream_options and self.stream_options.include_usage)
 
 
 _decoder = msgspec.json.Decoder(ChatRequest)

@@ -100,7 +100,7 @@ def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "n": {"type": "integer", "nullable": True, "minimum": 1, "maximum": 1}
     }
-    for name, (kind, _) in SAMPLING_FIELDS.items():
+    for name, kind in SAMPLING_FIELDS.items():
         # max_completion_tokens is forwarded as max_tokens.
         options = declared.get("max_tokens" if name == "max_completion_tokens" else name, [])
         if not options:
@@ -110,7 +110,7 @@ def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
                 "nullable": True,
                 "oneOf": [
                     {"type": "string"},
-                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "array", "maxItems": 4, "items": {"type": "string"}},
                 ],
             }
         elif name == "response_format":

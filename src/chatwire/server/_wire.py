@@ -1,7 +1,8 @@
 """The gateway's wire formats, pure: request checks and response encoders.
 
-Requests are checked by hand rather than by a schema library, so every error
-names its field the way an OpenAI client would (``messages[2].role``).
+A chat request is checked by the typed request (``_models``) in one pass;
+every error names its field the way an OpenAI client would
+(``messages[2].role``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ __all__ = [
 ]
 
 import json
+import re
 import time
 import uuid
 from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
 from .._errors import InvalidRequest
+from .._models import request_from
 from .._validate import check_messages
 
 CONVERSATION_HEADER = "X-Chatwire-Conversation"
@@ -91,75 +94,49 @@ def _loads(body: bytes) -> dict[str, Any]:
     return parsed
 
 
-def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
-    value = body.get(name)
-    if value is None:
-        return None
-    numeric = kind in (int, float, (int, float))
-    if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
-        raise ApiError(400, f"'{name}' must be {what}, got {json.dumps(value)[:80]}", param=name)
-    return value
-
-
-# OpenAI request fields the gateway forwards, with their JSON types.
-SAMPLING_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "max_tokens": (int, "an integer"),
-    "max_completion_tokens": (int, "an integer"),
-    "temperature": ((int, float), "a number"),
-    "top_p": ((int, float), "a number"),
-    "seed": (int, "an integer"),
-    "stop": ((str, list), "a string or a list of strings"),
-    "presence_penalty": ((int, float), "a number"),
-    "frequency_penalty": ((int, float), "a number"),
-    "user": (str, "a string"),
-    "response_format": (dict, "an object"),
+# OpenAI request fields the gateway hands to its providers, with their JSON types
+# (the typed request checks them; the OpenAPI document is written from these).
+SAMPLING_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "max_tokens": int,
+    "max_completion_tokens": int,
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "seed": int,
+    "stop": (str, list),
+    "presence_penalty": (int, float),
+    "frequency_penalty": (int, float),
+    "user": str,
+    "response_format": dict,
 }
 # Request fields chatwire knows and cannot serve yet: refused, never dropped.
 UNSERVED_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
-    """Check an OpenAI ``/v1/chat/completions`` body."""
+    """An OpenAI ``/v1/chat/completions`` body, checked in one pass by the typed request.
+
+    The messages and fields go on as the client wrote them; what the chosen
+    provider cannot serve is refused later, by ``Gateway.options_for``.
+    """
     parsed = _loads(body)
     if "messages" not in parsed:
         raise ApiError(400, "'messages' is required", param="messages")
-    messages = parsed["messages"]
-    try:
-        check_messages(messages)  # the providers get them as the client wrote them
-    except InvalidRequest as exc:
-        raise ApiError(400, str(exc), param="messages") from None
     for name in UNSERVED_FIELDS:
         if parsed.get(name) is not None:
             raise ApiError(400, f"'{name}': chatwire cannot relay tool calls yet", param=name)
-    n = _field(parsed, "n", int, "an integer")
-    if n is not None and n != 1:
-        raise ApiError(400, f"'n' must be 1: one answer is served per request, got {n}", param="n")
-    model = _field(parsed, "model", str, "a string")
-    stream = bool(_field(parsed, "stream", bool, "true or false"))
-    stream_options = _field(parsed, "stream_options", dict, "an object") or {}
-    include_usage = stream_options.get("include_usage")
-    if include_usage is not None and not isinstance(include_usage, bool):
-        got = json.dumps(include_usage)[:80]
-        raise ApiError(
-            400, f"'stream_options.include_usage' must be true or false, got {got}",
-            param="stream_options.include_usage",
-        )  # fmt: skip
-    options: dict[str, Any] = {}
-    for name, (kind, what) in SAMPLING_FIELDS.items():
-        value = _field(parsed, name, kind, what)
-        if value is not None:
-            options[name] = value
-    if isinstance(options.get("stop"), list) and not all(
-        isinstance(item, str) for item in options["stop"]
-    ):
-        raise ApiError(400, "'stop' must be a string or a list of strings", param="stop")
-    for name in ("max_tokens", "max_completion_tokens"):
-        # Checked here: one of the two is dropped below, and must not hide a bad value.
-        if name in options and options[name] < 1:
-            raise ApiError(400, f"'{name}' must be at least 1, got {options[name]}", param=name)
+    try:
+        typed = request_from(parsed)
+    except InvalidRequest as exc:
+        # "messages[2].content: ..." -> param "messages", as OpenAI names it.
+        field = re.match(r"[A-Za-z_]+", str(exc))
+        param = field[0] if field and field[0] != "request" else None
+        raise ApiError(400, str(exc), param=param) from None
+    options = {name: parsed[name] for name in SAMPLING_FIELDS if parsed.get(name) is not None}
     if "max_completion_tokens" in options:
         options["max_tokens"] = options.pop("max_completion_tokens")
-    return ChatRequest(model, messages, stream, bool(include_usage), options)
+    return ChatRequest(
+        typed.model, parsed["messages"], bool(typed.stream), typed.include_usage, options
+    )
 
 
 def parse_free_chat_request(body: bytes) -> list[Any]:
