@@ -31,6 +31,15 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
+# What /tool-calls answers: two calls, as a whole message would hold them.
+TOOL_CALLS: list[dict[str, Any]] = [
+    {"id": "call_1", "type": "function",
+     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+    {"id": "call_2", "type": "function",
+     "function": {"name": "get_time", "arguments": '{"zone": "Europe/Paris"}'}},
+]  # fmt: skip
+
+
 def sse(payload: object) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
@@ -135,6 +144,38 @@ class ScriptedServer:
                                                           "finish_reason": "stop"}]}))  # fmt: skip
         usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
         await self._chunk(send, sse({**head, "choices": [], "usage": usage}))
+        await self._chunk(send, b"data: [DONE]\n\n")
+        await self._end(send)
+
+    async def route_tool_calls(self, receive: Receive, send: Send) -> None:
+        """OpenAI-compatible: an answer that calls two tools, streamed in pieces or whole."""
+        head = {"id": "c2", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        if not self.requests[-1].json.get("stream"):
+            message = {"role": "assistant", "content": None, "tool_calls": TOOL_CALLS}
+            body = {**head, "object": "chat.completion", "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls"}]}  # fmt: skip
+            await self._respond(send, 200, json.dumps(body).encode(),
+                                [(b"content-type", b"application/json")])  # fmt: skip
+            return
+        await self._start_stream(send)
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None}]
+        for index, call in enumerate(TOOL_CALLS):
+            arguments = call["function"]["arguments"]
+            opening = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            deltas.append({"tool_calls": [opening]})
+            for start in range(0, len(arguments), 5):  # the arguments in pieces
+                piece = {"index": index, "function": {"arguments": arguments[start : start + 5]}}
+                deltas.append({"tool_calls": [piece]})
+        for delta in deltas:
+            choice = {"index": 0, "delta": delta, "finish_reason": None}
+            await self._chunk(send, sse({**head, "choices": [choice]}))
+        finish = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+        await self._chunk(send, sse({**head, "choices": [finish]}))
         await self._chunk(send, b"data: [DONE]\n\n")
         await self._end(send)
 

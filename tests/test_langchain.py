@@ -51,11 +51,13 @@ def test_structured_output_with_a_json_schema(chat: ChatOpenAI) -> None:
     assert isinstance(picked, Pick)
 
 
-def test_bind_tools_is_refused_by_name_not_answered_in_prose(chat: ChatOpenAI) -> None:
+def test_bind_tools_on_the_embedded_model_is_refused_by_name(chat: ChatOpenAI) -> None:
+    # The embedded model calls no tools; an OpenAI-compatible upstream does
+    # (test_tool_calls.py). Either way, never a plain answer in their place.
     class GetWeather(BaseModel):
         """The weather in a city."""
 
         city: str
 
-    with pytest.raises(BadRequestError, match="'tools': chatwire cannot relay tool calls yet"):
+    with pytest.raises(BadRequestError, match="'tools': provider 'local' cannot serve it"):
         chat.bind_tools([GetWeather]).invoke("What is the weather in Paris?")

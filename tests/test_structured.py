@@ -158,8 +158,10 @@ def test_the_openai_sdk_gets_schema_json_from_the_embedded_model(
         ({"temperature": 0.5}, "'temperature': provider 'forefront' cannot serve it",
          "temperature"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]},
-         "'tools': chatwire cannot relay tool calls yet", "tools"),
-        ({"tool_choice": "auto"}, "'tool_choice': chatwire cannot relay tool calls", "tool_choice"),
+         "'tools': provider 'forefront' cannot serve it", "tools"),
+        ({"tool_choice": "auto"}, "'tool_choice': provider 'forefront' cannot serve it",
+         "tool_choice"),
+        ({"functions": [{"name": "f"}]}, "'functions': the deprecated functions API", "functions"),
         ({"n": 2}, "n: expected `int` <= 1", "n"),
     ],
 )  # fmt: skip

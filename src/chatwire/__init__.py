@@ -33,13 +33,14 @@ from ._errors import (
 if TYPE_CHECKING:
     from . import providers
     from ._client import ChatCompletion
-    from ._stream import AsyncStream, Stream
+    from ._stream import AsyncStream, Completion, Stream
 
 __all__ = [
     "AllProvidersFailed",
     "AsyncStream",
     "ChatCompletion",
     "ChatwireError",
+    "Completion",
     "ContextLengthExceeded",
     "InvalidRequest",
     "ProtocolError",
@@ -57,6 +58,7 @@ __all__ = [
 _HOMES: dict[str, tuple[str, str | None]] = {
     "ChatCompletion": ("._client", "ChatCompletion"),
     "Stream": ("._stream", "Stream"),
+    "Completion": ("._stream", "Completion"),
     "AsyncStream": ("._stream", "AsyncStream"),
     "providers": (".providers", None),
 }

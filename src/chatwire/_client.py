@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._errors import InvalidRequest
 from ._fallback import DEFAULT_MAX_RETRIES, AsyncFallbackReply, FallbackReply, Plan, make_plans
-from ._stream import AsyncStream, Stream
+from ._stream import AsyncStream, Completion, Stream
 from ._validate import Option
 
 if TYPE_CHECKING:
@@ -138,7 +138,9 @@ class ChatCompletion:
     ) -> str | Stream:
         """Ask ``provider`` (default: the registry's default) for a completion.
 
-        Returns the whole text, or with ``stream=True`` a ``Stream`` of pieces.
+        Returns the whole text (a ``Completion``: a ``str`` that also carries
+        ``tool_calls``, ``finish_reason`` and ``usage``), or with ``stream=True``
+        a ``Stream`` of pieces.
         Unknown keywords, bad messages and unknown models raise
         ``InvalidRequest`` here, before any I/O. ``provider`` may list several
         providers (``["a", "b"]`` or ``"a,b"``) to fall back on in order;
@@ -152,7 +154,7 @@ class ChatCompletion:
         with opened:
             for _ in opened:  # the stream keeps the text
                 pass
-            return opened.text
+            return Completion.of(opened)
 
     @overload
     @staticmethod
@@ -190,4 +192,4 @@ class ChatCompletion:
         async with opened:
             async for _ in opened:  # the stream keeps the text
                 pass
-            return opened.text
+            return Completion.of(opened)

@@ -45,9 +45,12 @@ __all__ = [
     "TextPart",
     "Tool",
     "ToolCall",
+    "ToolCallDelta",
     "ToolChoice",
+    "checked_field",
     "checked_response_format",
     "decode_request",
+    "merge_tool_calls",
     "messages_from",
     "request_from",
 ]
@@ -174,6 +177,47 @@ class StreamOptions(Struct, omit_defaults=True):
     include_usage: bool | None = None
 
 
+class ToolCallDelta:
+    """A piece of a tool call as an answer streams it: OpenAI's ``delta.tool_calls[i]``.
+
+    The first piece of a call carries its ``id`` and ``name``; the arguments
+    (JSON text) come in ``arguments`` pieces, in order, under the same ``index``.
+    """
+
+    __slots__ = ("arguments", "id", "index", "name")
+
+    def __init__(
+        self, index: int, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> None:
+        self.index = index
+        self.id = id
+        self.name = name
+        self.arguments = arguments
+
+    def __repr__(self) -> str:
+        return f"ToolCallDelta({self.index}, {self.id!r}, {self.name!r}, {self.arguments!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ToolCallDelta):
+            return NotImplemented
+        mine = (self.index, self.id, self.name, self.arguments)
+        return mine == (other.index, other.id, other.name, other.arguments)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def merge_tool_calls(calls: list[dict[str, Any]], delta: ToolCallDelta) -> None:
+    """Add ``delta`` to ``calls``, the whole calls so far in OpenAI's message form."""
+    while len(calls) <= delta.index:
+        calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    call = calls[delta.index]
+    if delta.id:
+        call["id"] = delta.id
+    if delta.name:
+        call["function"]["name"] += delta.name
+    call["function"]["arguments"] += delta.arguments
+
+
 # -- the request ----------------------------------------------------------------------
 
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
@@ -200,14 +244,6 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True):
     # More than one choice is not served: each provider streams one answer.
     n: Annotated[int, Meta(ge=1, le=1)] | None = None
     user: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.tool_choice is not None and self.tool_choice != "none" and not self.tools:
-            raise ValueError("tool_choice: needs `tools` to choose from")
-        if isinstance(self.tool_choice, NamedToolChoice) and self.tools:
-            wanted = self.tool_choice.function.name
-            if all(tool.function.name != wanted for tool in self.tools):
-                raise ValueError(f"tool_choice: names {wanted!r}, which is not in `tools`")
 
     @property
     def include_usage(self) -> bool:
@@ -272,15 +308,31 @@ def messages_from(value: object) -> list[Message]:
         raise _invalid(exc, "messages") from None
 
 
-def checked_response_format(value: object) -> Any:
-    """``value``, as sent, if it is a valid ``response_format`` (JSON text is read first)."""
-    if isinstance(value, str):
+_FIELD_TYPES: dict[str, Any] = {
+    "response_format": ResponseFormat,
+    "tools": list[Tool],
+    "tool_choice": ToolChoice,
+}
+
+
+def checked_field(name: str, value: object) -> Any:
+    """``value``, as sent, if it is valid for the request field ``name``.
+
+    JSON text is read first (a command line gives text), except for
+    ``tool_choice``, whose plain string values are already its values.
+    """
+    if isinstance(value, str) and not (name == "tool_choice" and not value.startswith("{")):
         try:
             value = msgspec.json.decode(value)
         except msgspec.DecodeError as exc:
-            raise _invalid(exc, "response_format") from None
+            raise _invalid(exc, name) from None
     try:
-        msgspec.convert(value, ResponseFormat)
+        msgspec.convert(value, _FIELD_TYPES[name])
     except msgspec.ValidationError as exc:
-        raise _invalid(exc, "response_format") from None
+        raise _invalid(exc, name) from None
     return value
+
+
+def checked_response_format(value: object) -> Any:
+    """``value``, as sent, if it is a valid ``response_format`` (JSON text is read first)."""
+    return checked_field("response_format", value)

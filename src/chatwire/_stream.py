@@ -1,7 +1,9 @@
 """``Stream`` and ``AsyncStream``: an answer's text, piece by piece.
 
-Both keep every piece received (``text``), what the provider reported
-(``meta``), and close their connection on ``close()``/``aclose()``, on
+Both keep every piece received (``text``), the tool calls the answer made
+(``tool_calls``, whole, in OpenAI's message form), what the provider
+reported (``meta``, with ``finish_reason`` and ``usage``), and close their
+connection on ``close()``/``aclose()``, on
 leaving a ``with`` block, and when dropped. When the caller asked for a log,
 the exchange is written exactly once, when the stream ends in any way:
 ``complete`` at its natural end, ``interrupted`` when it broke after some
@@ -10,7 +12,7 @@ text or was stopped, ``error`` when it failed before any text.
 
 from __future__ import annotations
 
-__all__ = ["AsyncStream", "Stream"]
+__all__ = ["AsyncStream", "Completion", "Stream"]
 
 from collections.abc import AsyncIterable, Iterable
 from contextlib import suppress
@@ -28,6 +30,23 @@ class _Stopped(Exception):
         return "stopped before the end"
 
 
+class Completion(str):
+    """A whole answer: its text (this string), and the tool calls, finish reason and
+    usage that came with it."""
+
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, stream: _Pieces) -> Completion:
+        completion = cls(stream.text)
+        completion.tool_calls = stream.tool_calls
+        completion.finish_reason = stream.finish_reason
+        completion.usage = stream.usage
+        return completion
+
+
 class _Pieces:
     """What both stream kinds share: the pieces so far, the metadata, the log."""
 
@@ -36,10 +55,12 @@ class _Pieces:
         "_iterator",
         "_pieces",
         "_recorder",
+        "_started",
         "conversation_id",
         "meta",
         "model",
         "provider",
+        "tool_calls",
     )
 
     def __init__(
@@ -54,6 +75,8 @@ class _Pieces:
         self._pieces: list[str] = []
         self._recorder = recorder
         self._finished = False
+        self._started = False
+        self.tool_calls: list[dict[str, Any]] = []
         self.provider = provider
         self.model = model
         self.conversation_id = conversation_id
@@ -64,6 +87,31 @@ class _Pieces:
     def text(self) -> str:
         """Every piece received so far, joined."""
         return "".join(self._pieces)
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the answer ended (``stop``, ``length``, ``tool_calls``), once it has."""
+        reason = self.meta.get("finish_reason")
+        return None if reason is None else str(reason)
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """Token counts, where the provider reported them."""
+        usage = self.meta.get("usage")
+        return usage if isinstance(usage, dict) else None
+
+    def _took(self, piece: Any) -> bool:
+        """Keep ``piece``; whether it is text (anything else is a tool-call delta)."""
+        if not self._started:
+            self._started = True
+            self._first_piece()
+        if piece.__class__ is str:
+            self._pieces.append(piece)
+            return True
+        from ._models import merge_tool_calls
+
+        merge_tool_calls(self.tool_calls, piece)
+        return False
 
     def _finish(self, error: BaseException | None) -> None:
         if self._finished:
@@ -111,18 +159,17 @@ class Stream(_Pieces):
         return self
 
     def __next__(self) -> str:
-        try:
-            piece = self._next()
-        except StopIteration:
-            self._finish(None)
-            raise
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        if not self._pieces:
-            self._first_piece()
-        self._pieces.append(piece)
-        return piece
+        while True:
+            try:
+                piece = self._next()
+            except StopIteration:
+                self._finish(None)
+                raise
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+            if self._took(piece):
+                return piece
 
     def close(self) -> None:
         """Stop the answer and close its connection. Safe to call twice."""
@@ -163,6 +210,13 @@ class AsyncStream(_Pieces):
         return self
 
     async def __anext__(self) -> str:
+        while True:
+            piece = await self.anext_event()
+            if piece.__class__ is str:
+                return piece
+
+    async def anext_event(self) -> Any:
+        """The next piece of the answer: text, or a tool-call delta (``ToolCallDelta``)."""
         try:
             piece = await self._anext()
         except StopAsyncIteration:
@@ -171,9 +225,7 @@ class AsyncStream(_Pieces):
         except BaseException as exc:
             self._finish(exc)
             raise
-        if not self._pieces:
-            self._first_piece()
-        self._pieces.append(piece)
+        self._took(piece)
         return piece
 
     async def aclose(self) -> None:

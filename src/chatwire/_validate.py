@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["Option", "check_messages", "check_model", "check_options", "check_response_format"]
+__all__ = [
+    "Option",
+    "check_messages",
+    "check_model",
+    "check_options",
+    "check_response_format",
+    "check_tool_choice",
+    "check_tools",
+]
 
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -128,6 +136,20 @@ def check_response_format(value: object) -> Any:
     from ._models import checked_response_format  # msgspec: loaded when first needed
 
     return checked_response_format(value)
+
+
+def check_tools(value: object) -> Any:
+    """``tools`` as sent, once checked against the typed request's rules."""
+    from ._models import checked_field
+
+    return checked_field("tools", value)
+
+
+def check_tool_choice(value: object) -> Any:
+    """``tool_choice`` as sent, once checked against the typed request's rules."""
+    from ._models import checked_field
+
+    return checked_field("tool_choice", value)
 
 
 def check_options(

@@ -60,7 +60,7 @@ class Receiver:
         self.request = request
         self.meta = meta
         self._decoder = SSEDecoder(request.max_event_bytes)
-        self.pieces: list[str] = []
+        self.pieces: list[Any] = []
         self.done = False
         self.failed: ProviderError | None = None
         self._lines = 0
@@ -68,16 +68,17 @@ class Receiver:
 
     @property
     def partial(self) -> str:
-        return "".join(self.pieces)
+        """The text received so far (other pieces, such as tool-call deltas, left out)."""
+        return "".join(piece for piece in self.pieces if piece.__class__ is str)
 
-    def feed(self, chunk: bytes) -> list[str]:
+    def feed(self, chunk: bytes) -> list[Any]:
         """The texts a chunk completes. A fault found in it is kept in ``failed``
         (raised by the driver once these texts are handed on), not raised here."""
         try:
             datas = self._decoder.feed_data(chunk)
         except ProtocolError as exc:
             datas, self.failed = exc.before, exc
-        texts: list[str] = []
+        texts: list[Any] = []
         if datas:
             try:
                 texts = self.request.read_events(datas, self.meta)
@@ -94,13 +95,11 @@ class Receiver:
                 self.failed = exc
         return texts
 
-    def whole_body(self, body: bytes) -> list[str]:
+    def whole_body(self, body: bytes) -> list[Any]:
         """The answer of a non-streaming exchange, read in one piece."""
         assert self.request.read_body is not None
         self.done = True
-        text = self.request.read_body(body, self.meta)
-        if text:
-            self.pieces.append(text)
+        self.pieces += self.request.read_body(body, self.meta)
         return self.pieces
 
     def check_body_size(self, size: int) -> None:

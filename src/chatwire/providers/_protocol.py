@@ -80,10 +80,14 @@ class EndOfStream(Exception):
 
 
 def read_each(
-    read_event: Callable[[str, dict[str, Any]], str | None], datas: list[str], meta: dict[str, Any]
-) -> list[str]:
-    """The texts of a batch of events, one event at a time (the general path)."""
-    texts: list[str] = []
+    read_event: Callable[[str, dict[str, Any]], Any], datas: list[str], meta: dict[str, Any]
+) -> list[Any]:
+    """The pieces of a batch of events, one event at a time (the general path).
+
+    ``read_event`` gives an event's text, ``None``, or a list of pieces (text
+    and other events of the answer, such as tool-call deltas).
+    """
+    texts: list[Any] = []
     for data in datas:
         try:
             text = read_event(data, meta)
@@ -92,7 +96,9 @@ def read_each(
         except ProviderError as exc:
             exc.before = texts
             raise
-        if text:
+        if text.__class__ is list:
+            texts += text
+        elif text:
             texts.append(text)
     return texts
 
@@ -100,9 +106,9 @@ def read_each(
 def read_batch(
     datas: list[str],
     meta: dict[str, Any],
-    read_event: Callable[[str, dict[str, Any]], str | None],
+    read_event: Callable[[str, dict[str, Any]], Any],
     plain_text: Callable[[Any], str | None],
-) -> list[str]:
+) -> list[Any]:
     """The texts of a batch of events: in bulk when every event is the plain kind.
 
     ``plain_text`` takes one parsed event and returns its text when it is the
@@ -163,8 +169,8 @@ class WireRequest:
     provider: str
     url: str
     body: bytes
-    read_events: Callable[[list[str], dict[str, Any]], list[str]]
-    read_body: Callable[[bytes, dict[str, Any]], str] | None = None
+    read_events: Callable[[list[str], dict[str, Any]], list[Any]]
+    read_body: Callable[[bytes, dict[str, Any]], list[Any]] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
@@ -176,10 +182,10 @@ def json_request(
     url: str,
     payload: object,
     *,
-    read_events: Callable[[list[str], dict[str, Any]], list[str]],
+    read_events: Callable[[list[str], dict[str, Any]], list[Any]],
     options: Mapping[str, Any],
     headers: Mapping[str, str] | None = None,
-    read_body: Callable[[bytes, dict[str, Any]], str] | None = None,
+    read_body: Callable[[bytes, dict[str, Any]], list[Any]] | None = None,
 ) -> WireRequest:
     """A ``WireRequest`` POSTing ``payload`` as JSON, timeouts from ``options``."""
     timeout = options.get("timeout")

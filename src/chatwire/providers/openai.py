@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import InvalidRequest, ProtocolError
+from .._models import ToolCallDelta
 from .._sse import shown
-from .._validate import Option, check_response_format
+from .._validate import Option, check_response_format, check_tool_choice, check_tools
 from ._base import describe_params, prepare
 from ._http import stream_async, stream_sync
 from ._protocol import (
@@ -64,6 +65,7 @@ API_KEY_ENV = "OPENAI_API_KEY"
 _PASSED_THROUGH = (
     "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed",
     "presence_penalty", "frequency_penalty", "user", "response_format",
+    "tools", "tool_choice", "parallel_tool_calls",
 )  # fmt: skip
 
 
@@ -88,13 +90,16 @@ options: Mapping[str, Option] = {
                 "a response_format object",
                 convert=check_response_format,
             ),
+            Option("tools", list, "a list of tools", convert=check_tools),
+            Option("tool_choice", str, "none, auto, required or a tool", convert=check_tool_choice),
+            Option("parallel_tool_calls", bool, "true or false"),
         )
     },
 }
 
 
-def read_event(data: str, meta: dict[str, Any]) -> str | None:
-    """The content delta of one ``chat.completion.chunk`` event."""
+def read_event(data: str, meta: dict[str, Any]) -> str | list[Any] | None:
+    """The content delta of one ``chat.completion.chunk`` event, with its tool-call deltas."""
     if data == "[DONE]":
         raise EndOfStream
     try:
@@ -116,12 +121,25 @@ def read_event(data: str, meta: dict[str, Any]) -> str | None:
         choice = choices[0]
         if choice.get("finish_reason"):
             meta["finish_reason"] = choice["finish_reason"]
-        content = (choice.get("delta") or {}).get("content")
-    except (AttributeError, IndexError, KeyError, TypeError):
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        calls = delta.get("tool_calls")
+        deltas = [_tool_call_delta(call) for call in calls] if calls else []
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
         raise ProtocolError("malformed choices in event", line=shown(data.encode())) from None
     if content is not None and not isinstance(content, str):
         raise ProtocolError("delta content is not a string", line=shown(data.encode()))
+    if deltas:
+        return [content, *deltas] if content else deltas
     return content
+
+
+def _tool_call_delta(call: dict[str, Any]) -> ToolCallDelta:
+    function = call.get("function") or {}
+    arguments = function.get("arguments") or ""
+    if not isinstance(arguments, str):
+        raise ValueError("tool call arguments are not a string")
+    return ToolCallDelta(int(call["index"]), call.get("id"), function.get("name"), arguments)
 
 
 def _plain_content(event: Any) -> str | None:
@@ -138,8 +156,8 @@ def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
     return read_batch(datas, meta, read_event, _plain_content)
 
 
-def read_body(body: bytes, meta: dict[str, Any]) -> str:
-    """The message content of a whole ``chat.completion`` object."""
+def read_body(body: bytes, meta: dict[str, Any]) -> list[Any]:
+    """The message content of a whole ``chat.completion`` object, and its tool calls."""
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -149,6 +167,11 @@ def read_body(body: bytes, meta: dict[str, Any]) -> str:
     try:
         choice = parsed["choices"][0]
         content = choice["message"].get("content") or ""
+        calls = [
+            ToolCallDelta(index, call["id"], call["function"]["name"],
+                          call["function"].get("arguments") or "")
+            for index, call in enumerate(choice["message"].get("tool_calls") or ())
+        ]  # fmt: skip
     except (AttributeError, IndexError, KeyError, TypeError):
         raise ProtocolError("response has no choices[0].message", line=shown(body)) from None
     if not isinstance(content, str):
@@ -157,7 +180,7 @@ def read_body(body: bytes, meta: dict[str, Any]) -> str:
         meta["usage"] = parsed["usage"]
     if choice.get("finish_reason"):
         meta["finish_reason"] = choice["finish_reason"]
-    return content
+    return [content, *calls] if content else calls
 
 
 def _wire(model: object, messages: object, stream: bool, kwargs: dict[str, Any]) -> WireRequest:

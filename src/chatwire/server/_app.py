@@ -194,8 +194,8 @@ class Gateway:
         messages: list[Any],
         options: dict[str, Any],
         conversation_id: str | None = None,
-    ) -> tuple[AsyncStream, str | None]:
-        """Start an answer and wait for its first piece (``None``: empty answer).
+    ) -> tuple[AsyncStream, Any]:
+        """Start an answer and wait for its first piece, text or tool call (``None``: none).
 
         The request takes one of the server's places (or gets its 429 here);
         the caller gives it back with ``release`` once the answer has ended.
@@ -211,7 +211,7 @@ class Gateway:
             self.release()
             raise ApiError(400, str(exc)) from None
         try:
-            return stream, await unless_client_leaves(request, stream.__anext__())
+            return stream, await unless_client_leaves(request, stream.anext_event())
         except StopAsyncIteration:
             return stream, None
         except BaseException as exc:

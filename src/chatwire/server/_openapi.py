@@ -91,6 +91,43 @@ _RESPONSE_FORMAT = {
 }
 
 
+_TOOL = {
+    "type": "object",
+    "required": ["function"],  # "type" may be left out: it can only be "function"
+    "properties": {
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": _FUNCTION_NAME,
+                "description": {"type": "string", "nullable": True},
+                "parameters": {"type": "object", "nullable": True},
+                "strict": {"type": "boolean", "nullable": True},
+            },
+        },
+    },
+}
+_TOOL_CHOICE = {
+    "nullable": True,
+    "anyOf": [
+        {"type": "string", "enum": ["none", "auto", "required"]},
+        {
+            "type": "object",
+            "required": ["function"],
+            "properties": {
+                "type": {"type": "string", "enum": ["function"]},
+                "function": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": _FUNCTION_NAME},
+                },
+            },
+        },
+    ],
+}
+
+
 def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
     """The request fields some served provider takes; any other is refused with a 400."""
     declared: dict[str, list[Option]] = {}
@@ -115,6 +152,12 @@ def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
             }
         elif name == "response_format":
             properties[name] = _RESPONSE_FORMAT
+        elif name == "tools":
+            properties[name] = {"type": "array", "nullable": True, "items": _TOOL}
+        elif name == "tool_choice":
+            properties[name] = _TOOL_CHOICE
+        elif kind is bool:
+            properties[name] = {"type": "boolean", "nullable": True}
         elif kind is str:
             properties[name] = {"type": "string", "nullable": True}
         else:

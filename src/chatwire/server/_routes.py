@@ -82,7 +82,7 @@ def _usage(stream: AsyncStream, pieces: int) -> dict[str, Any]:
 
 
 async def _chat_events(
-    stream: AsyncStream, first: str | None, encoder: ChunkEncoder, include_usage: bool
+    stream: AsyncStream, first: Any, encoder: ChunkEncoder, include_usage: bool
 ) -> AsyncIterator[bytes]:
     # Chunks that go out together are joined: one write (and one packet) each.
     pieces = 0
@@ -90,11 +90,15 @@ async def _chat_events(
         head = encoder.role()
         if first is not None:
             pieces += 1
-            head += encoder.content(first)
+            head += _encoded(encoder, first)
         yield head
-        async for piece in stream:
+        while True:
+            try:
+                piece = await stream.anext_event()
+            except StopAsyncIteration:
+                break
             pieces += 1
-            yield encoder.content(piece)
+            yield _encoded(encoder, piece)
         tail = encoder.finish(_finish_reason(stream))
         if include_usage:
             tail += encoder.usage(_usage(stream, pieces))
@@ -105,9 +109,14 @@ async def _chat_events(
         await close_stream(stream)
 
 
-async def _free_chat_events(stream: AsyncStream, first: str | None) -> AsyncIterator[bytes]:
+def _encoded(encoder: ChunkEncoder, piece: Any) -> bytes:
+    """Text as a content chunk; anything else the stream gives is a tool-call delta."""
+    return encoder.content(piece) if piece.__class__ is str else encoder.tool_call(piece)
+
+
+async def _free_chat_events(stream: AsyncStream, first: Any) -> AsyncIterator[bytes]:
     try:
-        if first is not None:
+        if first.__class__ is str:  # the protocol carries text only
             yield free_chat_event(first)
         async for piece in stream:
             yield free_chat_event(piece)
@@ -137,7 +146,14 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         pieces = 0 if first is None else 1
 
         async def rest() -> int:
-            return sum([1 async for _ in stream])  # the stream keeps the text
+            # The stream keeps the text and the tool calls.
+            count = 0
+            while True:
+                try:
+                    await stream.anext_event()
+                except StopAsyncIteration:
+                    return count
+                count += 1
 
         try:
             pieces += await unless_client_leaves(request, rest())
@@ -146,7 +162,9 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         finally:
             await close_stream(stream)
             gateway.release()
-        body = completion_object(name, stream.text, _finish_reason(stream), _usage(stream, pieces))
+        body = completion_object(
+            name, stream.text, _finish_reason(stream), _usage(stream, pieces), stream.tool_calls
+        )
         return JSONResponse(body, headers=headers)
 
     async def free_chat(request: Request) -> Response:

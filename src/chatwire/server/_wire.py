@@ -107,9 +107,12 @@ SAMPLING_FIELDS: dict[str, type | tuple[type, ...]] = {
     "frequency_penalty": (int, float),
     "user": str,
     "response_format": dict,
+    "tools": list,
+    "tool_choice": (str, dict),
+    "parallel_tool_calls": bool,
 }
-# Request fields chatwire knows and cannot serve yet: refused, never dropped.
-UNSERVED_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
+# OpenAI's deprecated function calling: refused, never dropped.
+UNSERVED_FIELDS = ("functions", "function_call")
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -123,7 +126,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise ApiError(400, "'messages' is required", param="messages")
     for name in UNSERVED_FIELDS:
         if parsed.get(name) is not None:
-            raise ApiError(400, f"'{name}': chatwire cannot relay tool calls yet", param=name)
+            raise ApiError(
+                400, f"'{name}': the deprecated functions API is not served; send tools",
+                param=name,
+            )  # fmt: skip
     try:
         typed = request_from(parsed)
     except InvalidRequest as exc:
@@ -186,6 +192,20 @@ class ChunkEncoder:
         # What json.dumps does for a str, without its dispatch: per token, it counts.
         return (self._prefix + _quoted(text) + self._suffix).encode()
 
+    def tool_call(self, delta: Any) -> bytes:
+        """A ``ToolCallDelta`` as OpenAI streams it: the first piece of a call names it."""
+        call: dict[str, Any] = {"index": delta.index}
+        if delta.id is not None:
+            call["id"] = delta.id
+            call["type"] = "function"
+        function: dict[str, Any] = {"arguments": delta.arguments}
+        if delta.name is not None:
+            function["name"] = delta.name
+        call["function"] = function
+        choice = {"index": 0, "delta": {"tool_calls": [call]}, "logprobs": None,
+                  "finish_reason": None}  # fmt: skip
+        return self._event({"choices": [choice]})
+
     def finish(self, reason: str) -> bytes:
         choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}
         return self._event({"choices": [choice]})
@@ -201,9 +221,16 @@ class ChunkEncoder:
 
 
 def completion_object(
-    model: str, text: str, finish_reason: str, usage: dict[str, Any]
+    model: str,
+    text: str,
+    finish_reason: str,
+    usage: dict[str, Any],
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A whole ``chat.completion`` object."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:
+        message = {"role": "assistant", "content": text or None, "tool_calls": tool_calls}
     return {
         "id": "chatcmpl-" + uuid.uuid4().hex,
         "object": "chat.completion",
@@ -212,7 +239,7 @@ def completion_object(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }

@@ -1,0 +1,151 @@
+"""Tool calls: forwarded with the request, streamed back in pieces, never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
+
+import chatwire
+from chatwire.server import create_app
+from tests.servers import TOOL_CALLS, ScriptedServer, ThreadedServer, running
+
+QUESTION = [{"role": "user", "content": "Weather and time in Paris?"}]
+TOOLS = [
+    {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+    for name in ("get_weather", "get_time")
+]
+
+
+def ask(server: ThreadedServer, **options: Any) -> Any:
+    fields = {"tools": TOOLS, "tool_choice": "auto", "parallel_tool_calls": True, **options}
+    return chatwire.ChatCompletion.create(
+        messages=QUESTION, provider="openai", model="m", base_url=server.url("/tool-calls/v1"),
+        **fields,
+    )  # fmt: skip
+
+
+def test_a_stream_keeps_the_tool_calls_and_says_why_it_ended(
+    server: ThreadedServer, server_app: ScriptedServer
+) -> None:
+    stream = ask(server, stream=True)
+    assert list(stream) == []  # no text: the answer is the calls
+    assert stream.tool_calls == TOOL_CALLS
+    assert stream.finish_reason == "tool_calls"
+    sent = server_app.requests[-1].json
+    assert (sent["tools"], sent["tool_choice"], sent["parallel_tool_calls"]) == (
+        TOOLS,
+        "auto",
+        True,
+    )
+
+
+def test_a_whole_answer_carries_its_tool_calls(server: ThreadedServer) -> None:
+    answer = ask(server)
+    assert answer == ""
+    assert answer.tool_calls == TOOL_CALLS
+    assert answer.finish_reason == "tool_calls"
+
+    async def main() -> Any:
+        return await chatwire.ChatCompletion.acreate(
+            messages=QUESTION, provider="openai", model="m",
+            base_url=server.url("/tool-calls/v1"), tools=TOOLS, stream=True,
+        )  # fmt: skip
+
+    async def drain() -> Any:
+        stream = await main()
+        async with stream:
+            assert [piece async for piece in stream] == []
+        return stream
+
+    assert asyncio.run(drain()).tool_calls == TOOL_CALLS
+
+
+def test_providers_without_tools_refuse_them_before_any_io(
+    server: ThreadedServer, server_app: ScriptedServer
+) -> None:
+    with pytest.raises(chatwire.InvalidRequest, match="'local' does not accept option 'tools'"):
+        chatwire.ChatCompletion.create(messages=QUESTION, tools=TOOLS)
+    with pytest.raises(chatwire.InvalidRequest, match=r"tools\[0\]: object missing .* `function`"):
+        ask(server, tools=[{"type": "function"}])
+    assert server_app.requests == []
+
+
+@pytest.fixture(scope="module")
+def gateway(server: ThreadedServer) -> Iterator[ThreadedServer]:
+    upstream = {"base_url": server.url("/tool-calls/v1"), "api_key": "x", "max_retries": 0}
+    with running(create_app("openai", options=upstream)) as served:
+        yield served
+
+
+def test_the_gateway_streams_tool_calls_as_openai_chunks(gateway: ThreadedServer) -> None:
+    client = openai.OpenAI(base_url=gateway.url("/v1"), api_key="-", max_retries=0)
+    stream = client.chat.completions.create(
+        model="m",
+        messages=QUESTION,
+        tools=TOOLS,
+        stream=True,  # type: ignore[arg-type]
+    )
+    calls: list[dict[str, Any]] = []
+    finish = None
+    argument_pieces = 0
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        choice = chunk.choices[0]
+        finish = choice.finish_reason or finish
+        for delta in choice.delta.tool_calls or ():
+            while len(calls) <= delta.index:
+                calls.append({"id": "", "type": "function",
+                              "function": {"name": "", "arguments": ""}})  # fmt: skip
+            call = calls[delta.index]
+            if delta.id:
+                call["id"] = delta.id
+            if delta.function and delta.function.name:
+                call["function"]["name"] = delta.function.name
+            if delta.function and delta.function.arguments:
+                call["function"]["arguments"] += delta.function.arguments
+                argument_pieces += 1
+    assert calls == TOOL_CALLS
+    assert finish == "tool_calls"
+    assert argument_pieces > len(TOOL_CALLS)  # relayed in pieces, as they came
+
+
+def test_the_gateway_answers_tool_calls_whole(gateway: ThreadedServer) -> None:
+    reply = httpx.post(
+        gateway.url("/v1/chat/completions"), json={"messages": QUESTION, "tools": TOOLS}
+    )
+    choice = reply.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] is None
+    assert choice["message"]["tool_calls"] == TOOL_CALLS
+
+
+def test_langchain_bind_tools_gets_the_calls(gateway: ThreadedServer) -> None:
+    class GetWeather(BaseModel):
+        """The weather in a city."""
+
+        city: str
+
+    chat = ChatOpenAI(base_url=gateway.url("/v1"), api_key="-", model="m", max_retries=0)  # type: ignore[arg-type]
+    reply = chat.bind_tools([GetWeather]).invoke("Weather in Paris?")
+    assert [(call["name"], call["args"]) for call in reply.tool_calls] == [
+        (call["function"]["name"], json.loads(call["function"]["arguments"])) for call in TOOL_CALLS
+    ]
+
+
+def test_the_embedded_model_refuses_tools_by_name(server: ThreadedServer) -> None:
+    with running(create_app("local")) as local_gateway:
+        reply = httpx.post(
+            local_gateway.url("/v1/chat/completions"),
+            json={"messages": QUESTION, "tools": TOOLS},
+        )
+    assert reply.status_code == 400
+    assert reply.json()["error"]["message"] == "'tools': provider 'local' cannot serve it"
