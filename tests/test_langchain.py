@@ -51,13 +51,13 @@ def test_structured_output_with_a_json_schema(chat: ChatOpenAI) -> None:
     assert isinstance(picked, Pick)
 
 
-def test_bind_tools_on_the_embedded_model_is_refused_by_name(chat: ChatOpenAI) -> None:
-    # The embedded model calls no tools; an OpenAI-compatible upstream does
-    # (test_tool_calls.py). Either way, never a plain answer in their place.
+def test_bind_tools_without_a_required_call_is_refused_by_name(chat: ChatOpenAI) -> None:
+    # The embedded model calls a tool only when told to (test_tool_calls.py);
+    # left to decide, it says so, never answering in prose instead.
     class GetWeather(BaseModel):
         """The weather in a city."""
 
         city: str
 
-    with pytest.raises(BadRequestError, match="'tools': provider 'local' cannot serve it"):
+    with pytest.raises(BadRequestError, match="calls a tool only when tool_choice requires one"):
         chat.bind_tools([GetWeather]).invoke("What is the weather in Paris?")

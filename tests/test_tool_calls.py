@@ -68,11 +68,14 @@ def test_a_whole_answer_carries_its_tool_calls(server: ThreadedServer) -> None:
     assert asyncio.run(drain()).tool_calls == TOOL_CALLS
 
 
-def test_providers_without_tools_refuse_them_before_any_io(
+def test_bad_tools_are_refused_before_any_io(
     server: ThreadedServer, server_app: ScriptedServer
 ) -> None:
-    with pytest.raises(chatwire.InvalidRequest, match="'local' does not accept option 'tools'"):
-        chatwire.ChatCompletion.create(messages=QUESTION, tools=TOOLS)
+    with pytest.raises(chatwire.InvalidRequest, match="'forefront' does not accept option 'tools'"):
+        chatwire.ChatCompletion.create(
+            messages=QUESTION, provider="forefront", base_url=server.url("/free-chat"),
+            tools=TOOLS,
+        )  # fmt: skip
     with pytest.raises(chatwire.InvalidRequest, match=r"tools\[0\]: object missing .* `function`"):
         ask(server, tools=[{"type": "function"}])
     assert server_app.requests == []
@@ -141,11 +144,89 @@ def test_langchain_bind_tools_gets_the_calls(gateway: ThreadedServer) -> None:
     ]
 
 
-def test_the_embedded_model_refuses_tools_by_name(server: ThreadedServer) -> None:
-    with running(create_app("local")) as local_gateway:
-        reply = httpx.post(
-            local_gateway.url("/v1/chat/completions"),
-            json={"messages": QUESTION, "tools": TOOLS},
+CITIES = ("Paris", "Rome", "Oslo")
+LOCAL_TOOLS = [
+    {"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city",
+        "parameters": {"type": "object", "required": ["city"],
+                       "properties": {"city": {"type": "string", "enum": list(CITIES)}}}}},
+    {"type": "function", "function": {
+        "name": "get_time", "description": "The time in a time zone",
+        "parameters": {"type": "object", "required": ["zone"],
+                       "properties": {"zone": {"type": "string", "maxLength": 24}}}}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_embedded_model_calls_a_tool_when_one_is_required(seed: int) -> None:
+    # Sampled: whatever the model picks, the grammar makes it a call that fits.
+    answer = chatwire.ChatCompletion.create(
+        messages=QUESTION, tools=LOCAL_TOOLS, tool_choice="required", temperature=1.0, seed=seed
+    )
+    (call,) = answer.tool_calls
+    assert answer == ""
+    assert answer.finish_reason == "tool_calls"
+    arguments = json.loads(call["function"]["arguments"])
+    if call["function"]["name"] == "get_weather":
+        assert arguments["city"] in CITIES
+    else:
+        assert call["function"]["name"] == "get_time"
+        assert isinstance(arguments["zone"], str)
+    named = chatwire.ChatCompletion.create(
+        messages=QUESTION, tools=LOCAL_TOOLS, stream=True, seed=seed,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )  # fmt: skip
+    assert list(named) == []
+    assert [call["function"]["name"] for call in named.tool_calls] == ["get_time"]
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "says"),
+    [
+        ("auto", "calls a tool only when tool_choice requires one"),
+        ({"type": "function", "function": {"name": "nope"}}, "names 'nope', which is not in"),
+    ],
+)
+def test_the_embedded_model_refuses_to_guess(tool_choice: Any, says: str) -> None:
+    with pytest.raises(chatwire.InvalidRequest, match=says):
+        chatwire.ChatCompletion.create(
+            messages=QUESTION, tools=LOCAL_TOOLS, tool_choice=tool_choice
         )
-    assert reply.status_code == 400
-    assert reply.json()["error"]["message"] == "'tools': provider 'local' cannot serve it"
+
+
+@pytest.fixture(scope="module")
+def local_gateway() -> Iterator[ThreadedServer]:
+    with running(create_app("local")) as served:
+        yield served
+
+
+def test_the_openai_sdk_gets_a_required_call_from_the_embedded_model(
+    local_gateway: ThreadedServer,
+) -> None:
+    client = openai.OpenAI(base_url=local_gateway.url("/v1"), api_key="-", max_retries=0)
+    whole = client.chat.completions.create(
+        model="local", messages=QUESTION, tools=LOCAL_TOOLS, tool_choice="required",  # type: ignore[arg-type]
+    )  # fmt: skip
+    choice = whole.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls
+    assert choice.message.tool_calls[0].function.name in ("get_weather", "get_time")
+    refused = httpx.post(
+        local_gateway.url("/v1/chat/completions"), json={"messages": QUESTION, "tools": TOOLS}
+    )
+    assert refused.status_code == 400
+    assert "calls a tool only when tool_choice requires one" in refused.text
+
+
+def test_langchain_bind_tools_with_the_embedded_model(local_gateway: ThreadedServer) -> None:
+    class GetWeather(BaseModel):
+        """The weather in a city."""
+
+        city: str
+
+    chat = ChatOpenAI(base_url=local_gateway.url("/v1"), api_key="-", model="local",  # type: ignore[arg-type]
+                      max_retries=0)  # fmt: skip
+    reply = chat.bind_tools([GetWeather], tool_choice="required").invoke("Weather in Paris?")
+    ((name, args),) = [(call["name"], call["args"]) for call in reply.tool_calls]
+    assert name == "GetWeather"
+    assert isinstance(args["city"], str)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ContextLengthExceeded, InvalidRequest
-from .._validate import Option, check_response_format
+from .._validate import Option, check_response_format, check_tool_choice, check_tools
 from ._base import describe_params, prepare
 from ._reply import AsyncReply, Reply
 
@@ -80,6 +80,9 @@ options: Mapping[str, Option] = {
             "a response_format object",
             convert=check_response_format,
         ),
+        Option("tools", list, "a list of tools", convert=check_tools),
+        Option("tool_choice", str, "required or a tool", convert=check_tool_choice),
+        Option("parallel_tool_calls", bool, "true or false"),
     )
 }
 
@@ -270,12 +273,65 @@ def _pieces(
         }
 
 
+def _forced_tool_call(checked: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """The grammar and prompt for a tool call the request requires, or ``None``.
+
+    The model calls a tool only when ``tool_choice`` requires one (``required``
+    or a named function): then the answer is a JSON object naming a tool and
+    holding arguments that fit its parameter schema, whatever the model would
+    have said. A 135M model cannot be trusted to decide for itself (``auto``).
+    """
+    tools = checked.get("tools")
+    choice = checked.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    if isinstance(choice, dict):
+        wanted = choice["function"]["name"]
+        tools = [tool for tool in tools if tool["function"]["name"] == wanted]
+        if not tools:
+            raise InvalidRequest(f"tool_choice: names {wanted!r}, which is not in tools")
+    elif choice != "required":
+        raise InvalidRequest(
+            "tool_choice: provider 'local' calls a tool only when tool_choice requires one "
+            "('required' or a named function)"
+        )
+    import json
+
+    shapes = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": tool["function"]["name"]},
+                "arguments": tool["function"].get("parameters") or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+        }
+        for tool in tools
+    ]
+    schema = shapes[0] if len(shapes) == 1 else {"anyOf": shapes}
+    hint = "Call one of these tools; answer with its name and arguments as JSON:\n" + "\n".join(
+        f"- {tool['function']['name']}: {tool['function'].get('description') or ''} "
+        f"arguments: {json.dumps(tool['function'].get('parameters') or {})}"
+        for tool in tools
+    )
+    format_ = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": schema}}
+    return _structured(format_), hint
+
+
 def _prepared(
     model: object, messages: object, kwargs: dict[str, Any]
-) -> tuple[Path, list[Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[Path, list[Any], dict[str, Any], dict[str, Any], bool]:
     _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
     path = _model_file(checked)
-    return path, checked_messages, checked, _settings(checked)
+    settings = _settings(checked)
+    forced = _forced_tool_call(checked)
+    if forced is not None:
+        if checked.get("response_format"):
+            raise InvalidRequest("response_format: cannot be asked for with a required tool call")
+        grammar, hint = forced
+        settings.update(grammar)
+        checked_messages = [{"role": "system", "content": hint}, *checked_messages]
+    return path, checked_messages, checked, settings, forced is not None
 
 
 def _generate(
@@ -283,11 +339,35 @@ def _generate(
     messages: list[Any],
     checked: dict[str, Any],
     settings: dict[str, Any],
+    calls_tool: bool,
     meta: dict[str, Any],
-) -> Generator[str, None, None]:
+) -> Generator[Any, None, None]:
     loaded = _load(path, checked.get("n_ctx") or DEFAULT_CONTEXT, _threads(checked))
     with loaded.lock, _counted_as_running():
-        yield from _pieces(loaded, messages, settings, meta)
+        if not calls_tool:
+            yield from _pieces(loaded, messages, settings, meta)
+            return
+        text = "".join(_pieces(loaded, messages, settings, meta))
+    yield _tool_call(text, meta)
+
+
+def _tool_call(text: str, meta: dict[str, Any]) -> Any:
+    """The grammar-shaped answer as the tool call it spells."""
+    import json
+    import uuid
+
+    from .._errors import ProtocolError
+    from .._models import ToolCallDelta
+
+    try:
+        call = json.loads(text)
+        name, arguments = call["name"], call["arguments"]
+    except (ValueError, KeyError, TypeError):
+        raise ProtocolError(
+            "the tool call was cut short (raise max_tokens)", line=text[:200]
+        ) from None
+    meta["finish_reason"] = "tool_calls"
+    return ToolCallDelta(0, "call_" + uuid.uuid4().hex[:24], name, json.dumps(arguments))
 
 
 def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]

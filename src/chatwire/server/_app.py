@@ -223,6 +223,8 @@ class Gateway:
                 raise ApiError(
                     400, str(exc), param="messages", code="context_length_exceeded"
                 ) from None
+            if isinstance(exc, InvalidRequest):  # found by the provider as it began
+                raise ApiError(400, str(exc)) from None
             raise
 
 
