@@ -90,7 +90,7 @@ async def _chat_events(
         head = encoder.role()
         if first is not None:
             pieces += 1
-            head += _encoded(encoder, first)
+            head += encoder.content(first) if first.__class__ is str else encoder.tool_call(first)
         yield head
         while True:
             try:
@@ -98,7 +98,8 @@ async def _chat_events(
             except StopAsyncIteration:
                 break
             pieces += 1
-            yield _encoded(encoder, piece)
+            # Text as a content chunk; anything else is a tool-call delta.
+            yield encoder.content(piece) if piece.__class__ is str else encoder.tool_call(piece)
         tail = encoder.finish(_finish_reason(stream))
         if include_usage:
             tail += encoder.usage(_usage(stream, pieces))
@@ -107,11 +108,6 @@ async def _chat_events(
         yield ChunkEncoder.error(exc.message)
     finally:
         await close_stream(stream)
-
-
-def _encoded(encoder: ChunkEncoder, piece: Any) -> bytes:
-    """Text as a content chunk; anything else the stream gives is a tool-call delta."""
-    return encoder.content(piece) if piece.__class__ is str else encoder.tool_call(piece)
 
 
 async def _free_chat_events(stream: AsyncStream, first: Any) -> AsyncIterator[bytes]:
