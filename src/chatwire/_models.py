@@ -27,6 +27,7 @@ set and nothing else.
 from __future__ import annotations
 
 __all__ = [
+    "FUNCTION_NAME_PATTERN",
     "ChatRequest",
     "ContentPart",
     "FunctionCall",
@@ -48,7 +49,6 @@ __all__ = [
     "ToolCallDelta",
     "ToolChoice",
     "checked_field",
-    "checked_response_format",
     "decode_request",
     "merge_tool_calls",
     "messages_from",
@@ -126,7 +126,8 @@ class Message(Struct, omit_defaults=True):
 
 # -- tools and formats ----------------------------------------------------------------
 
-FunctionName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+FUNCTION_NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+FunctionName = Annotated[str, Meta(pattern=FUNCTION_NAME_PATTERN)]
 
 
 class FunctionDefinition(Struct, omit_defaults=True):
@@ -331,8 +332,3 @@ def checked_field(name: str, value: object) -> Any:
     except msgspec.ValidationError as exc:
         raise _invalid(exc, name) from None
     return value
-
-
-def checked_response_format(value: object) -> Any:
-    """``value``, as sent, if it is a valid ``response_format`` (JSON text is read first)."""
-    return checked_field("response_format", value)

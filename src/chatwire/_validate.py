@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 __all__ = [
+    "STRUCTURED_OPTIONS",
     "Option",
     "check_messages",
     "check_model",
     "check_options",
-    "check_response_format",
-    "check_tool_choice",
-    "check_tools",
 ]
 
 import math
@@ -131,25 +129,26 @@ _KIND_NAMES: dict[type, str] = {
 }
 
 
-def check_response_format(value: object) -> Any:
-    """A ``response_format`` as sent, once checked against the typed request's rules."""
-    from ._models import checked_response_format  # msgspec: loaded when first needed
+def _request_field(name: str) -> Callable[[object], Any]:
+    """A check of the request field ``name`` by the typed request's rules (value kept as sent)."""
 
-    return checked_response_format(value)
+    def check(value: object) -> Any:
+        from ._models import checked_field  # msgspec: loaded when first needed
 
+        return checked_field(name, value)
 
-def check_tools(value: object) -> Any:
-    """``tools`` as sent, once checked against the typed request's rules."""
-    from ._models import checked_field
-
-    return checked_field("tools", value)
+    return check
 
 
-def check_tool_choice(value: object) -> Any:
-    """``tool_choice`` as sent, once checked against the typed request's rules."""
-    from ._models import checked_field
-
-    return checked_field("tool_choice", value)
+# The structured request fields, for the providers that take them.
+STRUCTURED_OPTIONS: tuple[Option, ...] = (
+    Option("response_format", dict, "a response_format object",
+           convert=_request_field("response_format")),
+    Option("tools", list, "a list of tools", convert=_request_field("tools")),
+    Option("tool_choice", str, "none, auto, required or a tool",
+           convert=_request_field("tool_choice")),
+    Option("parallel_tool_calls", bool, "true or false"),
+)  # fmt: skip
 
 
 def check_options(

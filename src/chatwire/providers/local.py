@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ContextLengthExceeded, InvalidRequest
-from .._validate import Option, check_response_format, check_tool_choice, check_tools
+from .._validate import STRUCTURED_OPTIONS, Option
 from ._base import describe_params, prepare
 from ._reply import AsyncReply, Reply
 
@@ -74,15 +74,7 @@ options: Mapping[str, Option] = {
         Option("model_path", str, "a path to a .gguf file"),
         Option("n_ctx", int, "tokens", minimum=16),
         Option("threads", int, "threads", minimum=1),
-        Option(
-            "response_format",
-            dict,
-            "a response_format object",
-            convert=check_response_format,
-        ),
-        Option("tools", list, "a list of tools", convert=check_tools),
-        Option("tool_choice", str, "required or a tool", convert=check_tool_choice),
-        Option("parallel_tool_calls", bool, "true or false"),
+        *STRUCTURED_OPTIONS,
     )
 }
 

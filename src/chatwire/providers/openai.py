@@ -19,7 +19,7 @@ from typing import Any
 from .._errors import InvalidRequest, ProtocolError
 from .._models import ToolCallDelta
 from .._sse import shown
-from .._validate import Option, check_response_format, check_tool_choice, check_tools
+from .._validate import STRUCTURED_OPTIONS, Option
 from ._base import describe_params, prepare
 from ._http import stream_async, stream_sync
 from ._protocol import (
@@ -84,15 +84,7 @@ options: Mapping[str, Option] = {
             Option("presence_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
             Option("frequency_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
             Option("user", str, "an end-user id"),
-            Option(
-                "response_format",
-                dict,
-                "a response_format object",
-                convert=check_response_format,
-            ),
-            Option("tools", list, "a list of tools", convert=check_tools),
-            Option("tool_choice", str, "none, auto, required or a tool", convert=check_tool_choice),
-            Option("parallel_tool_calls", bool, "true or false"),
+            *STRUCTURED_OPTIONS,
         )
     },
 }

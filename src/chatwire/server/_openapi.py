@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .._models import FUNCTION_NAME_PATTERN
 from .._validate import Option
 from ._wire import CONVERSATION_HEADER, CONVERSATION_ID_PATTERN, SAMPLING_FIELDS
 
@@ -61,7 +62,7 @@ def _bounded(kind: str, options: Iterable[Option]) -> dict[str, Any]:
     return schema
 
 
-_FUNCTION_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+_FUNCTION_NAME = {"type": "string", "pattern": FUNCTION_NAME_PATTERN}
 _RESPONSE_FORMAT = {
     "nullable": True,
     "anyOf": [
