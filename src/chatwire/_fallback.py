@@ -85,7 +85,7 @@ def make_plans(
     if len(candidates) == 1:
         module = candidates[0]
         return [Plan(module, *prepare(module, model, messages, options))]
-    check_messages(messages)
+    typed = check_messages(messages)  # once, for every provider of the list
     known = {name for module in candidates for name in getattr(module, "options", {})}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -100,7 +100,7 @@ def make_plans(
         accepted = getattr(module, "options", {})
         mine = {key: value for key, value in options.items() if key in accepted}
         try:
-            plans.append(Plan(module, *prepare(module, model, messages, mine)))
+            plans.append(Plan(module, *prepare(module, model, messages, mine, typed)))
         except InvalidRequest as exc:
             reasons.append(f"{name}: {exc}")
     if not plans:

@@ -68,10 +68,15 @@ def prepare(
     model: object,
     messages: object,
     options: Mapping[str, object],
+    typed: list[Message] | None = None,
 ) -> tuple[str, list[Any], dict[str, Any]]:
-    """Check a request against a provider before any I/O; return it as the provider takes it."""
+    """Check a request against a provider before any I/O; return it as the provider takes it.
+
+    ``typed`` is ``messages`` already checked, when the caller has them.
+    """
     name = short_name(provider.__name__)
-    typed = check_messages(messages)
+    if typed is None:
+        typed = check_messages(messages)
     assert isinstance(messages, (list, tuple))  # check_messages said so
     checked_messages = provider_messages(provider, list(messages), typed)
     checked_model = check_model(
