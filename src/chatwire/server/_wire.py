@@ -229,8 +229,8 @@ def completion_object(
 ) -> dict[str, Any]:
     """A whole ``chat.completion`` object."""
     message: dict[str, Any] = {"role": "assistant", "content": text}
-    if tool_calls:
-        message = {"role": "assistant", "content": text or None, "tool_calls": tool_calls}
+    if tool_calls:  # as OpenAI answers a call: no text is null, not ""
+        message.update(content=text or None, tool_calls=tool_calls)
     return {
         "id": "chatcmpl-" + uuid.uuid4().hex,
         "object": "chat.completion",
