@@ -178,33 +178,17 @@ class StreamOptions(Struct, omit_defaults=True):
     include_usage: bool | None = None
 
 
-class ToolCallDelta:
+class ToolCallDelta(Struct):
     """A piece of a tool call as an answer streams it: OpenAI's ``delta.tool_calls[i]``.
 
     The first piece of a call carries its ``id`` and ``name``; the arguments
     (JSON text) come in ``arguments`` pieces, in order, under the same ``index``.
     """
 
-    __slots__ = ("arguments", "id", "index", "name")
-
-    def __init__(
-        self, index: int, id: str | None = None, name: str | None = None, arguments: str = ""
-    ) -> None:
-        self.index = index
-        self.id = id
-        self.name = name
-        self.arguments = arguments
-
-    def __repr__(self) -> str:
-        return f"ToolCallDelta({self.index}, {self.id!r}, {self.name!r}, {self.arguments!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ToolCallDelta):
-            return NotImplemented
-        mine = (self.index, self.id, self.name, self.arguments)
-        return mine == (other.index, other.id, other.name, other.arguments)
-
-    __hash__ = None  # type: ignore[assignment]
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 def merge_tool_calls(calls: list[dict[str, Any]], delta: ToolCallDelta) -> None:
