@@ -99,3 +99,12 @@ def chatwire_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("CHATWIRE_HOME", None)
     else:
         os.environ["CHATWIRE_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def local_gateway() -> Iterator[ThreadedServer]:
+    """The gateway in front of the embedded model, on loopback, for the whole session."""
+    from chatwire.server import create_app
+
+    with ThreadedServer(create_app("local")) as gateway:
+        yield gateway

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +122,6 @@ def test_the_openai_provider_forwards_the_fields_as_sent(
     assert answer == "Hello, world!"
     sent = server_app.requests[-1].json
     assert {name: sent[name] for name in fields} == fields
-
-
-@pytest.fixture(scope="module")
-def local_gateway() -> Iterator[ThreadedServer]:
-    with running(create_app("local")) as gateway:
-        yield gateway
 
 
 def test_the_openai_sdk_gets_schema_json_from_the_embedded_model(

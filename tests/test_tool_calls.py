@@ -194,12 +194,6 @@ def test_the_embedded_model_refuses_to_guess(tool_choice: Any, says: str) -> Non
         )
 
 
-@pytest.fixture(scope="module")
-def local_gateway() -> Iterator[ThreadedServer]:
-    with running(create_app("local")) as served:
-        yield served
-
-
 def test_the_openai_sdk_gets_a_required_call_from_the_embedded_model(
     local_gateway: ThreadedServer,
 ) -> None:
