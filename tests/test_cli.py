@@ -60,7 +60,7 @@ def test_system_prompt_changes_the_conversation() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-o", "temperature=hot", "hi"], "option temperature must be a number, got 'hot'"),
+        (["-o", "temperature=9", "hi"], "temperature: provider 'local' takes a number from 0 to 5"),
         (["-p", "nosuch", "hi"], "unknown provider 'nosuch'"),
         (["-m", "llama-70b", "hi"], "does not offer model 'llama-70b'"),
         (["-o", "model_path=/no/such.gguf", "hi"], "cannot read model file '/no/such.gguf'"),
@@ -77,7 +77,7 @@ def test_errors_are_one_clear_line(args: list[str], message: str) -> None:
 
 
 def test_debug_shows_the_traceback() -> None:
-    result = run("--debug", "-o", "temperature=hot", "hi")
+    result = run("--debug", "-o", "temperature=9", "hi")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
     assert "InvalidRequest" in result.stderr

@@ -36,6 +36,7 @@ def start(*args: str, home: Path) -> subprocess.Popen[bytes]:
         (["serve", "--port", "eighty"], "is not a valid integer"),
         (["-o", "temperature", "hi"], "is not of the form key=value"),
         (["-o", "store=x", "hi"], "is not a provider option"),
+        (["-o", "temperature=hot", "hi"], "option temperature: expected `float | null`, got 'hot'"),
     ],
 )
 def test_a_usage_error_exits_2(args: list[str], message: str, tmp_path: Path) -> None:

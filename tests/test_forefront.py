@@ -8,6 +8,7 @@ import json
 import pytest
 
 import chatwire
+from chatwire._models import request_from
 from chatwire.providers import forefront
 from tests.servers import ScriptedServer, ThreadedServer
 
@@ -120,7 +121,8 @@ def test_base_url_keyword_overrides_the_environment(
 
 def test_default_endpoint_is_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHATWIRE_FOREFRONT_URL", raising=False)
-    wire = forefront._wire("gpt-3.5-turbo", [{"role": "user", "content": "x"}], {})
+    request = request_from({"messages": [{"role": "user", "content": "x"}]})
+    wire = forefront.provider._wire(request, {})
     assert wire.url == SEED_URL
     assert forefront.working is False
     monkeypatch.setenv("CHATWIRE_FOREFRONT_URL", "http://127.0.0.1:1/free-chat")

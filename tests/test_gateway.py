@@ -160,7 +160,7 @@ def post(server: ThreadedServer, content: bytes | str, key: str = "sekrit") -> h
     [
         ("{not json", 400, None, "not valid JSON"),
         ("[1, 2]", 400, None, "must be a JSON object"),
-        ("{}", 400, "messages", "'messages' is required"),
+        ("{}", 400, "messages", "messages: this field is required"),
         ('{"messages": []}', 400, "messages", "messages: expected `array` of length >= 1"),
         ('{"messages": [{"role": "bot", "content": "x"}]}', 400, "messages", r"messages[0].role"),
         ('{"messages": [{"role": "user", "content": 1}]}', 400, "messages", "messages[0].content"),
@@ -172,8 +172,8 @@ def post(server: ThreadedServer, content: bytes | str, key: str = "sekrit") -> h
          400, "stop", "stop: expected `array` of length <= 4"),
         ('{"messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage":'
          ' 1}}', 400, "stream_options", "stream_options.include_usage: expected `bool | null`"),
-        ('{"messages": [{"role": "user", "content": "x"}], "temperature": 9}', 400, None,
-         "temperature must be at most 5"),
+        ('{"messages": [{"role": "user", "content": "x"}], "temperature": 9}', 400, "temperature",
+         "temperature: provider 'local' takes a number from 0 to 5"),
         ('{"messages": [{"role": "user", "content": "x"}], "model": "gpt-9"}', 404, "model",
          "model 'gpt-9' does not exist"),
     ],

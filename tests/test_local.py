@@ -175,10 +175,10 @@ def test_model_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"temperature": "hot"}, "option temperature must be a number, got 'hot'"),
-        ({"top_p": 2}, "option top_p must be at most 1"),
-        ({"max_tokens": 0}, "option max_tokens must be at least 1"),
-        ({"seed": 1.5}, "option seed must be a whole number"),
+        ({"temperature": "hot"}, r"temperature: expected `float \| null`, got `str`"),
+        ({"top_p": 2}, r"top_p: expected `float` <= 1\.0"),
+        ({"max_tokens": 0}, "max_tokens: expected `int` >= 1"),
+        ({"seed": 1.5}, r"seed: expected `int \| null`, got `float`"),
         ({"base_url": "http://x"}, "does not accept option 'base_url'"),
     ],
 )

@@ -11,9 +11,8 @@ import openai
 import pytest
 
 import chatwire
-from chatwire._models import messages_from
-from chatwire.providers import local
-from chatwire.providers._base import provider_messages
+from chatwire._models import request_from
+from chatwire.providers._base import text_messages
 from chatwire.server import create_app
 from chatwire.store import Store
 from tests.servers import ScriptedServer, ThreadedServer, running
@@ -93,7 +92,7 @@ def test_what_a_provider_cannot_read_is_refused_before_any_io(
 
 
 def test_the_embedded_model_reads_tool_turns_as_text() -> None:
-    rendered = provider_messages(local, TODAY, messages_from(TODAY))
+    rendered = text_messages(request_from({"messages": TODAY}))
     assert rendered == [
         {"role": "system", "content": "Answer in one sentence."},
         {"role": "user", "content": "What is the weather in Paris?", "name": "ann"},

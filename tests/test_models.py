@@ -124,7 +124,7 @@ def user(content: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        ({}, r"^request: object missing required field `messages`"),
+        ({}, r"^messages: this field is required"),
         ({"messages": []}, r"^messages: expected `array` of length >= 1"),
         ({"messages": "hi"}, r"^messages: expected `array`, got `str`"),
         ({"messages": [{"role": "bot", "content": "x"}]}, r"^messages\[0\]\.role: invalid enum"),

@@ -116,7 +116,7 @@ def test_reads_usage_from_the_stream(server: ThreadedServer, server_app: Scripte
     assert request.headers["authorization"] == "Bearer k-123"
     assert request.json == {
         "model": "any-model", "messages": QUESTION, "stream": True,
-        "stream_options": {"include_usage": True}, "temperature": 0.5, "stop": ["x"],
+        "stream_options": {"include_usage": True}, "temperature": 0.5, "stop": "x",
     }  # fmt: skip
 
 

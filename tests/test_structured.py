@@ -59,7 +59,7 @@ def test_the_embedded_model_answers_json_that_fits_the_schema(seed: int) -> None
 
     async def main() -> str:
         return await chatwire.ChatCompletion.acreate(
-            messages=QUESTION, response_format=json.dumps(PICK_FORMAT), temperature=1.0, seed=seed
+            messages=QUESTION, response_format=PICK_FORMAT, temperature=1.0, seed=seed
         )
 
     assert asyncio.run(main()) == whole
@@ -83,7 +83,7 @@ def test_json_object_constrains_the_answer_to_json() -> None:
         ({"type": "json_schema"}, r"^response_format: object missing required field `json_schema`"),
         ({"type": "json_schema", "json_schema": {"name": "has space"}},
          r"^response_format\.json_schema\.name: expected `str` matching"),
-        ("{oops", r"^response_format: JSON is malformed"),
+        ('{"type": "json_object"}', r"^response_format: expected `object \| null`, got `str`"),
         ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/nowhere"}}},
          r"^response_format\.json_schema\.schema: the local provider cannot follow it"),
     ],
@@ -99,7 +99,8 @@ def test_forefront_refuses_a_response_format_before_any_io(
     server: ThreadedServer, server_app: ScriptedServer
 ) -> None:
     with pytest.raises(
-        InvalidRequest, match="'forefront' does not accept option 'response_format'"
+        InvalidRequest,
+        match=r"^response_format: provider 'forefront' cannot give structured output",
     ):
         chatwire.ChatCompletion.create(
             messages=QUESTION, provider="forefront", base_url=server.url("/free-chat"),
@@ -147,14 +148,14 @@ def test_the_openai_sdk_gets_schema_json_from_the_embedded_model(
     ("fields", "says", "param"),
     [
         ({"response_format": {"type": "json_object"}},
-         "'response_format': provider 'forefront' cannot serve it", "response_format"),
-        ({"temperature": 0.5}, "'temperature': provider 'forefront' cannot serve it",
+         "response_format: provider 'forefront' cannot give structured output", "response_format"),
+        ({"temperature": 0.5}, "temperature: provider 'forefront' cannot serve it",
          "temperature"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]},
-         "'tools': provider 'forefront' cannot serve it", "tools"),
-        ({"tool_choice": "auto"}, "'tool_choice': provider 'forefront' cannot serve it",
+         "tools: provider 'forefront' cannot call tools", "tools"),
+        ({"tool_choice": "auto"}, "tool_choice: provider 'forefront' cannot call tools",
          "tool_choice"),
-        ({"functions": [{"name": "f"}]}, "'functions': the deprecated functions API", "functions"),
+        ({"functions": [{"name": "f"}]}, "functions: the deprecated functions API", "functions"),
         ({"n": 2}, "n: expected `int` <= 1", "n"),
     ],
 )  # fmt: skip

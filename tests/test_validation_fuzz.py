@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from chatwire import ChatwireError
 from chatwire._validate import check_messages
 from chatwire.providers import forefront, local, openai
-from chatwire.providers._base import prepare
+from chatwire.providers._base import split_request
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
@@ -65,10 +65,14 @@ def test_whole_requests_are_accepted_or_rejected_cleanly(
     provider: Any, model: Any, options: dict[str, Any]
 ) -> None:
     try:
-        name, _, checked = prepare(provider, model, [{"role": "user", "content": "x"}], options)
+        request, rest = split_request(model, [{"role": "user", "content": "x"}], False, options)
+        name, checked = provider.provider.check(request, rest)
     except ChatwireError:
         return
-    # Accepted: the model resolved to a name and every option is one the provider knows.
+    # Accepted: the model resolved to a name, every option is one the provider knows, and
+    # every request field set is one it serves.
     assert isinstance(name, str)
     assert name
     assert set(checked) <= set(provider.options)
+    served = {"model", "stream"} | set(provider.provider.fields)
+    assert {field for field, _ in request.set_fields()} <= served

@@ -50,7 +50,12 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
             options[key] = [*(previous if isinstance(previous, list) else [previous]), value]
         else:
             options[key] = value
-    return options
+    from ._models import fields_from_text
+
+    try:
+        return fields_from_text(options)
+    except ChatwireError as exc:
+        fail(f"option {exc}", EXIT_USAGE)
 
 
 def schema_format(schema: str) -> dict[str, Any]:

@@ -102,21 +102,21 @@ def providers_table() -> None:
     rows = [("name", "url", "models", "stream", "auth", "working")]
     for name in providers.names():
         try:
-            module = providers.get(name)
+            provider = providers.get(name)
         except ChatwireError as exc:
             rows.append((name, f"(cannot load: {exc})", "", "", "", "no"))
             continue
-        models = ", ".join(module.model) or "(any)"
-        if getattr(module, "accepts_any_model", False) and module.model:
+        models = ", ".join(provider.models) or "(any)"
+        if provider.accepts_any_model and provider.models:
             models += " (or any)"
         rows.append(
             (
                 name,
-                module.url,
+                provider.url,
                 models,
-                _yes(module.supports_stream),
-                _yes(module.needs_auth),
-                _yes(getattr(module, "working", True)),
+                _yes(provider.supports_stream),
+                _yes(provider.needs_auth),
+                _yes(provider.working),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -9,24 +9,30 @@ cancellation. With ``stream=False`` they return the whole text.
 
 from __future__ import annotations
 
-__all__ = ["ChatCompletion"]
+__all__ = ["ChatCompletion", "open_async", "open_sync"]
 
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from . import providers
 from ._errors import InvalidRequest
 from ._fallback import DEFAULT_MAX_RETRIES, AsyncFallbackReply, FallbackReply, Plan, make_plans
 from ._stream import AsyncStream, Completion, Stream
 from ._validate import Option
+from .providers._base import split_request
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import ModuleType
     from typing import TypeAlias
 
+    from ._models import ChatRequest
+    from .providers import Provider
     from .store import Recorder, Store
 
     # A provider, its name, several of either (tried in order), or None (the default).
-    ProviderSpec: TypeAlias = str | ModuleType | Sequence[str | ModuleType] | None
+    ProviderSpec: TypeAlias = (
+        str | ModuleType | Provider | Sequence[str | ModuleType | Provider] | None
+    )
 
 
 def _recorder(
@@ -76,32 +82,50 @@ def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _prepared(
-    provider: object, model: str | None, messages: object, options: dict[str, Any]
+    targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]
 ) -> tuple[list[Plan], dict[str, Any], Recorder | None, str | None]:
-    ours, options = _split(options)
-    plans = make_plans(provider, model, messages, options)
+    ours, options = _split(keywords)
+    plans = make_plans(targets, request, options)
     first = plans[0]
     recorder, cid = _recorder(
         bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
-        first.name, first.model, first.messages,
+        first.name, first.model, request.as_sent()["messages"],
     )  # fmt: skip
     return plans, ours, recorder, cid
 
 
-def _open_sync(
-    provider: object, model: str | None, messages: object, stream: bool, options: dict[str, Any]
-) -> Stream:
-    plans, ours, recorder, cid = _prepared(provider, model, messages, options)
-    reply = FallbackReply(plans, stream, ours["max_retries"])
+def open_sync(targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]) -> Stream:
+    """A stream of the answer to a typed request from the first of ``targets`` that answers.
+
+    ``keywords`` are the providers' options and chatwire's own (``log``,
+    ``store``, ``conversation_id``, ``max_retries``).
+    """
+    plans, ours, recorder, cid = _prepared(targets, request, keywords)
+    reply = FallbackReply(plans, ours["max_retries"])
     return Stream(reply, reply.provider, reply.model, recorder, cid)
 
 
-def _open_async(
-    provider: object, model: str | None, messages: object, stream: bool, options: dict[str, Any]
+def open_async(
+    targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]
 ) -> AsyncStream:
-    plans, ours, recorder, cid = _prepared(provider, model, messages, options)
-    reply = AsyncFallbackReply(plans, stream, ours["max_retries"])
+    """The async twin of ``open_sync``."""
+    plans, ours, recorder, cid = _prepared(targets, request, keywords)
+    reply = AsyncFallbackReply(plans, ours["max_retries"])
     return AsyncStream(reply, reply.provider, reply.model, recorder, cid)
+
+
+def _open_sync(
+    provider: object, model: str | None, messages: object, stream: bool, kwargs: dict[str, Any]
+) -> Stream:
+    request, keywords = split_request(model, messages, stream, kwargs)
+    return open_sync(providers.resolve_all(provider), request, keywords)
+
+
+def _open_async(
+    provider: object, model: str | None, messages: object, stream: bool, kwargs: dict[str, Any]
+) -> AsyncStream:
+    request, keywords = split_request(model, messages, stream, kwargs)
+    return open_async(providers.resolve_all(provider), request, keywords)
 
 
 class ChatCompletion:

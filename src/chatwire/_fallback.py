@@ -18,10 +18,8 @@ __all__ = ["AsyncFallbackReply", "FallbackReply", "Plan", "RetryWait", "make_pla
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import providers
 from ._errors import (
     AllProvidersFailed,
     InvalidRequest,
@@ -31,8 +29,10 @@ from ._errors import (
     ProviderUnreachable,
     StreamInterrupted,
 )
-from ._validate import check_messages
-from .providers._base import prepare, short_name
+
+if TYPE_CHECKING:
+    from ._models import ChatRequest
+    from .providers import Provider
 
 
 def _debug(message: str, *args: object) -> None:
@@ -63,46 +63,47 @@ class RetryWait:
 
 
 class Plan:
-    """One provider, with the request checked against it."""
+    """One provider, with the request checked against it: the model and options it takes."""
 
-    __slots__ = ("messages", "model", "module", "name", "options")
+    __slots__ = ("model", "name", "options", "provider", "request")
 
     def __init__(
-        self, module: ModuleType, model: str, messages: list[Any], options: dict[str, Any]
+        self, provider: Provider, request: ChatRequest, model: str, options: dict[str, Any]
     ) -> None:
-        self.module = module
-        self.name = short_name(module.__name__)
+        self.provider = provider
+        self.name = provider.name
+        self.request = request
         self.model = model
-        self.messages = messages
         self.options = options
 
 
 def make_plans(
-    provider: object, model: str | None, messages: object, options: Mapping[str, Any]
+    targets: list[Provider], request: ChatRequest, options: Mapping[str, Any]
 ) -> list[Plan]:
-    """Check the request against each provider named, before any I/O."""
-    candidates = providers.resolve_all(provider)
-    if len(candidates) == 1:
-        module = candidates[0]
-        return [Plan(module, *prepare(module, model, messages, options))]
-    typed = check_messages(messages)  # once, for every provider of the list
-    known = {name for module in candidates for name in getattr(module, "options", {})}
+    """Check the request against each provider, before any I/O.
+
+    With one provider, what it cannot serve is an ``InvalidRequest``; with
+    several, those that cannot are left out, and only when none can is it one.
+    Each provider gets the options it accepts; an option none accepts is refused.
+    """
+    if len(targets) == 1:
+        provider = targets[0]
+        return [Plan(provider, request, *provider.check(request, options))]
+    known = {name for provider in targets for name in provider.options}
     unknown = sorted(set(options) - known)
     if unknown:
         raise InvalidRequest(f"no provider in the list accepts option {unknown[0]!r}")
     plans: list[Plan] = []
     reasons: list[str] = []
-    for module in candidates:
-        name = short_name(module.__name__)
-        if not getattr(module, "working", True):
-            reasons.append(f"{name}: marked not working")
+    for provider in targets:
+        if not provider.working:
+            reasons.append(f"{provider.name}: marked not working")
             continue
-        accepted = getattr(module, "options", {})
-        mine = {key: value for key, value in options.items() if key in accepted}
+        mine = {key: value for key, value in options.items() if key in provider.options}
         try:
-            plans.append(Plan(module, *prepare(module, model, messages, mine, typed)))
+            plans.append(Plan(provider, request, *provider.check(request, mine)))
         except InvalidRequest as exc:
-            reasons.append(f"{name}: {exc}")
+            reasons.append(f"{provider.name}: {exc}")
     if not plans:
         raise InvalidRequest("no provider in the list can take this request: " + "; ".join(reasons))
     return plans
@@ -170,33 +171,6 @@ def _close(reply: object) -> None:
         close()
 
 
-def async_pieces(plan: Plan, stream: bool) -> AsyncIterator[str]:
-    """A provider's async answer, or its sync one driven from a worker thread."""
-    create = getattr(plan.module, "_create_async_completion", None)
-    if create is not None:
-        pieces: AsyncIterator[str] = create(plan.model, plan.messages, stream, **plan.options)
-        return pieces
-    sync = plan.module._create_completion(plan.model, plan.messages, stream, **plan.options)
-    return _in_thread(iter(sync))
-
-
-async def _in_thread(iterator: Iterator[str]) -> AsyncIterator[str]:
-    """Drive a sync-only provider from async code without blocking the loop."""
-    import asyncio
-
-    done = object()
-    try:
-        while True:
-            piece = await asyncio.to_thread(next, iterator, done)
-            if piece is done:
-                return
-            yield piece  # type: ignore[misc]
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
-
-
 class _Answering:
     """Who is answering, and what they reported. Shared by a reply and its
     generator; it holds no reference back, so dropping the reply frees the
@@ -237,9 +211,9 @@ class FallbackReply(_AnswerFacts):
 
     __slots__ = ("_pieces",)
 
-    def __init__(self, plans: list[Plan], stream: bool, max_retries: int) -> None:
+    def __init__(self, plans: list[Plan], max_retries: int) -> None:
         super().__init__(_Answering(plans[0]))
-        self._pieces = _run_sync(plans, stream, max_retries, self._answering)
+        self._pieces = _run_sync(plans, max_retries, self._answering)
 
     def __iter__(self) -> Iterator[str]:
         return self._pieces
@@ -253,9 +227,9 @@ class AsyncFallbackReply(_AnswerFacts):
 
     __slots__ = ("_pieces",)
 
-    def __init__(self, plans: list[Plan], stream: bool, max_retries: int) -> None:
+    def __init__(self, plans: list[Plan], max_retries: int) -> None:
         super().__init__(_Answering(plans[0]))
-        self._pieces = _run_async(plans, stream, max_retries, self._answering)
+        self._pieces = _run_async(plans, max_retries, self._answering)
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._pieces
@@ -265,7 +239,7 @@ class AsyncFallbackReply(_AnswerFacts):
 
 
 def _run_sync(
-    plans: list[Plan], stream: bool, max_retries: int, answering: _Answering
+    plans: list[Plan], max_retries: int, answering: _Answering
 ) -> Generator[str, None, None]:
     errors: list[tuple[str, ProviderError]] = []
     switching = len(plans) > 1
@@ -273,9 +247,7 @@ def _run_sync(
         answering.provider, answering.model = plan.name, plan.model
         attempt = 0
         while True:
-            reply = plan.module._create_completion(
-                plan.model, plan.messages, stream, **plan.options
-            )
+            reply = plan.provider.stream(plan.request, plan.model, plan.options)
             pieces = iter(reply)
             try:
                 first = next(pieces, None)
@@ -301,7 +273,7 @@ def _run_sync(
 
 
 async def _run_async(
-    plans: list[Plan], stream: bool, max_retries: int, answering: _Answering
+    plans: list[Plan], max_retries: int, answering: _Answering
 ) -> AsyncGenerator[str, None]:
     errors: list[tuple[str, ProviderError]] = []
     switching = len(plans) > 1
@@ -309,7 +281,7 @@ async def _run_async(
         answering.provider, answering.model = plan.name, plan.model
         attempt = 0
         while True:
-            reply = async_pieces(plan, stream)
+            reply = plan.provider.astream(plan.request, plan.model, plan.options)
             pieces = aiter(reply)
             try:
                 first = await anext(pieces, None)

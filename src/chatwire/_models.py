@@ -28,6 +28,8 @@ from __future__ import annotations
 
 __all__ = [
     "FUNCTION_NAME_PATTERN",
+    "REQUEST_FIELDS",
+    "UNSERVED_FIELDS",
     "ChatRequest",
     "ContentPart",
     "FunctionCall",
@@ -48,14 +50,15 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "ToolChoice",
-    "checked_field",
     "decode_request",
+    "fields_from_text",
     "merge_tool_calls",
     "messages_from",
     "request_from",
 ]
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -209,7 +212,14 @@ Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 Tokens = Annotated[int, Meta(ge=1)]
 
 
-class ChatRequest(Struct, kw_only=True, omit_defaults=True):
+class ChatRequest(Struct, kw_only=True, omit_defaults=True, dict=True):
+    """A whole chat-completions request; only ``messages`` is required.
+
+    A request built by ``request_from`` or ``decode_request`` also keeps the
+    fields exactly as they were sent (``as_sent``), so an upstream that takes
+    the OpenAI API receives them untouched, extensions inside messages too.
+    """
+
     messages: Annotated[list[Message], Meta(min_length=1)]
     model: str | None = None
     stream: bool | None = None
@@ -234,8 +244,34 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    def as_sent(self) -> dict[str, Any]:
+        """The request's fields as the client wrote them (the typed ones if it kept none)."""
+        sent: dict[str, Any] | None = self.__dict__.get("_sent")
+        return msgspec.to_builtins(self) if sent is None else sent
 
-_decoder = msgspec.json.Decoder(ChatRequest)
+    def set_fields(self) -> Iterator[tuple[str, Any]]:
+        """The optional fields this request sets (not null), with their values."""
+        for name in _OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                yield name, value
+
+    def replace(self, **changes: Any) -> ChatRequest:
+        """A copy with ``changes``, keeping what was sent."""
+        changed = msgspec.structs.replace(self, **changes)
+        sent = self.__dict__.get("_sent")
+        if sent is not None:
+            changed.__dict__["_sent"] = {**sent, **changes}
+        return changed
+
+
+REQUEST_FIELDS = frozenset(ChatRequest.__struct_fields__)
+_OPTIONAL_FIELDS = tuple(name for name in ChatRequest.__struct_fields__ if name != "messages")
+_WHOLE_NUMBER_FIELDS = ("max_tokens", "max_completion_tokens", "seed", "n")
+# OpenAI's deprecated function calling: refused, never dropped.
+UNSERVED_FIELDS = ("functions", "function_call")
+
+
 # "Expected `int`, got `str` - at `$.messages[0].content`": the message, then the path.
 _NAMED = re.compile(r"^[a-z_]+: ")
 _AT_PATH = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
@@ -262,17 +298,62 @@ def _invalid(error: msgspec.MsgspecError, field: str = "") -> InvalidRequest:
 def decode_request(body: bytes | str) -> ChatRequest:
     """A request from its JSON text, checked; ``InvalidRequest`` names what is wrong."""
     try:
-        return _decoder.decode(body)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
-        raise _invalid(exc) from None
+        fields = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"request: the body is not valid JSON ({exc})") from None
+    if not isinstance(fields, dict):
+        raise InvalidRequest("request: the body must be a JSON object")
+    return request_from(fields)
 
 
 def request_from(fields: dict[str, Any]) -> ChatRequest:
-    """A request from Python values (what ``create`` was given), checked the same way."""
+    """A request from Python values (what ``create`` was given), checked the same way.
+
+    ``fields`` is kept as the request as sent; it must not change afterwards.
+    """
+    if "messages" not in fields:
+        raise InvalidRequest("messages: this field is required")
+    for name in UNSERVED_FIELDS:
+        if fields.get(name) is not None:
+            raise InvalidRequest(f"{name}: the deprecated functions API is not served; send tools")
+    typed = fields
+    for name in _WHOLE_NUMBER_FIELDS:
+        value = fields.get(name)
+        # JSON has one kind of number: 5.0 is the integer 5, as JSON Schema says.
+        if value.__class__ is float and value.is_integer():
+            typed = {**typed, name: int(value)}
     try:
-        return msgspec.convert(fields, ChatRequest)
+        request = msgspec.convert(typed, ChatRequest)
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from None
+    request.__dict__["_sent"] = fields
+    return request
+
+
+def fields_from_text(fields: dict[str, Any]) -> dict[str, Any]:
+    """Request fields given as text (a command line's ``-o name=value``) as their values.
+
+    ``tools``, ``response_format`` and a ``tool_choice`` object are read as JSON;
+    numbers and flags are parsed; anything else is left for ``request_from``.
+    """
+    converted = dict(fields)
+    for name, value in fields.items():
+        kind = _FIELD_TYPES.get(name)
+        if kind is None or not isinstance(value, str):
+            continue
+        if name in _JSON_FIELDS and not (name == "tool_choice" and not value.startswith("{")):
+            try:
+                converted[name] = msgspec.json.decode(value)
+            except msgspec.DecodeError as exc:
+                raise _invalid(exc, name) from None
+            continue
+        try:
+            typed = msgspec.convert(value, kind, strict=False)
+        except msgspec.ValidationError as exc:
+            said = str(_invalid(exc, name))
+            raise InvalidRequest(said.replace("got `str`", f"got {value!r}")) from None
+        converted[name] = msgspec.to_builtins(typed)
+    return converted
 
 
 _message_list = list[Message]
@@ -294,25 +375,6 @@ def messages_from(value: object) -> list[Message]:
 
 
 _FIELD_TYPES: dict[str, Any] = {
-    "response_format": ResponseFormat,
-    "tools": list[Tool],
-    "tool_choice": ToolChoice,
+    field.name: field.type for field in msgspec.structs.fields(ChatRequest)
 }
-
-
-def checked_field(name: str, value: object) -> Any:
-    """``value``, as sent, if it is valid for the request field ``name``.
-
-    JSON text is read first (a command line gives text), except for
-    ``tool_choice``, whose plain string values are already its values.
-    """
-    if isinstance(value, str) and not (name == "tool_choice" and not value.startswith("{")):
-        try:
-            value = msgspec.json.decode(value)
-        except msgspec.DecodeError as exc:
-            raise _invalid(exc, name) from None
-    try:
-        msgspec.convert(value, _FIELD_TYPES[name])
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc, name) from None
-    return value
+_JSON_FIELDS = ("tools", "response_format", "tool_choice", "stream_options")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 __all__ = [
-    "STRUCTURED_OPTIONS",
     "Option",
     "check_messages",
     "check_model",
@@ -97,6 +96,14 @@ class Option:
             raise self._error(value, self.help)
         return value
 
+    def within(self, provider: str, value: Any) -> None:
+        """Check ``value``, already of its type, against this provider's bounds."""
+        low, high = self.minimum, self.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise InvalidRequest(
+                f"{self.name}: provider {provider!r} takes {self.help}, got {value!r}"
+            )
+
     def _parse(self, text: str) -> object:
         try:
             if self.kind is float:
@@ -127,28 +134,6 @@ _KIND_NAMES: dict[type, str] = {
     list: "a string or a list of strings",
     dict: "a JSON object",
 }
-
-
-def _request_field(name: str) -> Callable[[object], Any]:
-    """A check of the request field ``name`` by the typed request's rules (value kept as sent)."""
-
-    def check(value: object) -> Any:
-        from ._models import checked_field  # msgspec: loaded when first needed
-
-        return checked_field(name, value)
-
-    return check
-
-
-# The structured request fields, for the providers that take them.
-STRUCTURED_OPTIONS: tuple[Option, ...] = (
-    Option("response_format", dict, "a response_format object",
-           convert=_request_field("response_format")),
-    Option("tools", list, "a list of tools", convert=_request_field("tools")),
-    Option("tool_choice", str, "none, auto, required or a tool",
-           convert=_request_field("tool_choice")),
-    Option("parallel_tool_calls", bool, "true or false"),
-)  # fmt: skip
 
 
 def check_options(

@@ -1,8 +1,9 @@
-"""The provider registry: name -> provider module.
+"""The provider registry: name -> ``Provider``.
 
 Built-in providers are imported on first use, so ``import chatwire`` stays
 fast. Other packages add providers through the ``chatwire.providers`` entry
-point group, each entry naming a module that follows the same contract.
+point group, each entry naming a ``Provider`` (a class or an instance) or a
+module in the seed's style, which is served through ``ModuleProvider``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "BUILTIN",
     "DEFAULT",
+    "Provider",
     "forefront",
     "get",
     "local",
@@ -24,6 +26,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest
+from ._base import ModuleProvider, Provider
 
 if TYPE_CHECKING:
     from . import forefront, local, openai
@@ -46,30 +49,32 @@ def names() -> list[str]:
     return list(BUILTIN) + sorted(set(_plugins()) - set(BUILTIN))
 
 
-def get(name: str) -> ModuleType:
-    """The provider module called ``name``."""
+def get(name: str) -> Provider:
+    """The provider called ``name``."""
     if name in BUILTIN:
-        return importlib.import_module(f"{__name__}.{name}")
+        module = importlib.import_module(f"{__name__}.{name}")
+        builtin: Provider = module.provider
+        return builtin
     entry = _plugins().get(name)
     if entry is None:
         raise InvalidRequest(f"unknown provider {name!r}; known: {', '.join(names())}")
-    return _checked(entry.load(), name)
+    return _as_provider(entry.load(), name)
 
 
-def resolve(provider: object) -> ModuleType:
-    """A provider module from a module, a name, or ``None`` (the default)."""
+def resolve(provider: object) -> Provider:
+    """A provider from a ``Provider``, a provider module, a name, or ``None`` (the default)."""
     if provider is None:
         return get(DEFAULT)
     if isinstance(provider, str):
         return get(provider.strip())
-    if isinstance(provider, ModuleType):
-        return _checked(provider, provider.__name__)
+    if isinstance(provider, (Provider, ModuleType)):
+        return _as_provider(provider, getattr(provider, "__name__", None))
     raise InvalidRequest(
-        f"provider must be a provider module or its name, got {type(provider).__name__}"
+        f"provider must be a provider, a provider module or its name, got {type(provider).__name__}"
     )
 
 
-def resolve_all(provider: object) -> list[ModuleType]:
+def resolve_all(provider: object) -> list[Provider]:
     """The providers to try, in order: a list, ``"a,b,c"``, one provider, or ``None``."""
     if isinstance(provider, str) and "," in provider:
         provider = [name for name in provider.split(",") if name.strip()]
@@ -80,16 +85,23 @@ def resolve_all(provider: object) -> list[ModuleType]:
     return [resolve(provider)]
 
 
-def _checked(module: object, name: str) -> ModuleType:
-    missing = [attr for attr in _REQUIRED if not hasattr(module, attr)]
-    if not isinstance(module, ModuleType) or missing:
-        raise InvalidRequest(
-            f"{name!r} is not a chatwire provider (missing: {', '.join(missing) or 'module'})"
-        )
-    return module
+def _as_provider(found: object, name: str | None) -> Provider:
+    if isinstance(found, type) and issubclass(found, Provider):
+        found = found()
+    if isinstance(found, Provider):
+        return found
+    if isinstance(found, ModuleType):
+        builtin = getattr(found, "provider", None)
+        if isinstance(builtin, Provider):
+            return builtin
+        missing = [attr for attr in _REQUIRED if not hasattr(found, attr)]
+        if not missing:
+            return ModuleProvider(found)
+        raise InvalidRequest(f"{name!r} is not a chatwire provider (missing: {', '.join(missing)})")
+    raise InvalidRequest(f"{name!r} is not a chatwire provider (not a Provider or a module)")
 
 
 def __getattr__(name: str) -> ModuleType:
     if name in BUILTIN:
-        return get(name)
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,53 +1,48 @@
-"""What every provider module shares: the ``params`` string, input checks, messages.
+"""The provider class: what a provider can do, and how it answers a typed request.
 
-A provider says which messages it takes by a module attribute:
-``forwards_messages = True`` (an OpenAI-compatible upstream) gets them exactly
-as the caller wrote them; any other provider, the seed's contract, gets
-``{"role", "content"}`` dicts of text. For those, text parts are joined, the
-``developer`` role becomes ``system``, and what the provider cannot take is
-refused before any I/O, naming the message and the provider: an image part,
-and a tool call or tool result unless ``tool_turns_as_text = True`` lets the
-provider read them as text (the embedded model does).
+A provider declares its capabilities as class attributes (streaming, tools,
+images, structured output), the optional request fields it serves with its
+own bounds (``fields``), and the keywords of its own (``options``: a base
+URL, a key, timeouts, a model file). ``check`` holds a request against all of
+that before any I/O and refuses what the provider cannot serve, naming the
+field and the provider; ``stream`` and ``astream`` then run the checked
+request and check nothing again.
+
+Providers that take the seed's messages (``{"role", "content"}`` text dicts)
+get them from ``text_messages``: text parts joined, ``developer`` as
+``system``, and tool calls and results written out as text for a provider
+that reads them so (the embedded model).
+
+A plugin written as a module in the seed's style is served through
+``ModuleProvider``, which calls its ``_create_completion``.
 """
 
 from __future__ import annotations
 
-__all__ = ["describe_params", "prepare", "provider_messages", "short_name"]
+__all__ = [
+    "ModuleProvider",
+    "Provider",
+    "checked_call",
+    "describe_params",
+    "in_thread",
+    "short_name",
+    "split_request",
+    "text_messages",
+]
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
 from .._errors import InvalidRequest
-from .._validate import check_messages, check_model, check_options
+from .._validate import Option, check_model, check_options
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
-    from typing import Protocol
+    from .._models import ChatRequest, Message
 
-    from .._models import Message
-    from .._validate import Option
-
-    class ProviderModule(Protocol):
-        """The seed's module contract, plus chatwire's additions."""
-
-        __name__: str
-        url: str
-        model: list[str]
-        supports_stream: bool
-        needs_auth: bool
-        working: bool
-        params: str
-        options: Mapping[str, Option]
-        accepts_any_model: bool
-
-        def _create_completion(
-            self, model: str, messages: list[Any], stream: bool, **kwargs: Any
-        ) -> Iterator[str]: ...
-
-        def _create_async_completion(
-            self, model: str, messages: list[Any], stream: bool, **kwargs: Any
-        ) -> AsyncIterator[str]: ...
+# Fields every provider serves: the request itself, or settled before it (n is 1).
+_UNIVERSAL = frozenset({"model", "stream", "stream_options", "n"})
+_TOOL_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
 
 
 def short_name(module_name: str) -> str:
@@ -63,79 +58,228 @@ def describe_params(module_name: str, function: Callable[..., object]) -> str:
     return f"chatwire.providers.{short_name(module_name)} supports: ({described})"
 
 
-def prepare(
-    provider: ModuleType | ProviderModule,
-    model: object,
-    messages: object,
-    options: Mapping[str, object],
-    typed: list[Message] | None = None,
-) -> tuple[str, list[Any], dict[str, Any]]:
-    """Check a request against a provider before any I/O; return it as the provider takes it.
+class Provider:
+    """One provider: capabilities, fields served, and the exchange itself."""
 
-    ``typed`` is ``messages`` already checked, when the caller has them.
+    name: ClassVar[str]
+    url: ClassVar[str]
+    # Model names it offers, the default first.
+    models: ClassVar[tuple[str, ...]] = ()
+    accepts_any_model: ClassVar[bool] = False
+    needs_auth: ClassVar[bool] = False
+    supports_stream: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = False
+    supports_images: ClassVar[bool] = False
+    supports_structured_output: ClassVar[bool] = False
+    # Tool calls and results in the history are read as text (without calling tools).
+    reads_tool_turns_as_text: ClassVar[bool] = False
+    # The optional request fields served beyond those every provider serves.
+    fields: ClassVar[Mapping[str, Option]] = {}
+    options: ClassVar[Mapping[str, Option]] = {}
+
+    @property
+    def working(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<chatwire provider {self.name!r}>"
+
+    def check(self, request: ChatRequest, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The model to ask and the options checked, if this provider can serve ``request``.
+
+        Raises ``InvalidRequest`` naming the field and the provider otherwise.
+        """
+        for name, value in request.set_fields():
+            if name not in _UNIVERSAL:
+                self._check_field(name, value)
+        self._check_messages(request.messages)
+        model = check_model(self.name, request.model, self.models, self.accepts_any_model)
+        checked = check_options(self.name, options, self.options)
+        self.check_request(request, checked)
+        return model, checked
+
+    def check_request(self, request: ChatRequest, options: Mapping[str, Any]) -> None:
+        """What else this provider must refuse before any I/O (none by default)."""
+
+    def _check_field(self, name: str, value: Any) -> None:
+        if name in _TOOL_FIELDS:
+            if not self.supports_tools:
+                raise InvalidRequest(f"{name}: provider {self.name!r} cannot call tools")
+            return
+        if name == "response_format":
+            from .._models import TextFormat
+
+            if not isinstance(value, TextFormat) and not self.supports_structured_output:
+                raise InvalidRequest(
+                    f"response_format: provider {self.name!r} cannot give structured output"
+                )
+            return
+        served = self.fields.get(name)
+        if served is None:
+            raise InvalidRequest(f"{name}: provider {self.name!r} cannot serve it")
+        if not isinstance(value, (str, list)):
+            served.within(self.name, value)
+
+    def _check_messages(self, messages: list[Message]) -> None:
+        if self.supports_images and (self.supports_tools or self.reads_tool_turns_as_text):
+            return
+        from .._models import ImagePart
+
+        for index, message in enumerate(messages):
+            where = f"messages[{index}]"
+            if isinstance(message.content, list) and not self.supports_images:
+                for position, part in enumerate(message.content):
+                    if isinstance(part, ImagePart):
+                        raise InvalidRequest(
+                            f"{where}.content[{position}]: provider {self.name!r} "
+                            "cannot read images"
+                        )
+            if self.supports_tools or self.reads_tool_turns_as_text:
+                continue
+            if message.role == "tool" or message.tool_calls:
+                field = "role" if message.role == "tool" else "tool_calls"
+                raise InvalidRequest(f"{where}.{field}: provider {self.name!r} cannot call tools")
+
+    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
+        """The answer's pieces (text, tool-call deltas) with its ``meta``; a ``Reply``."""
+        raise NotImplementedError
+
+    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
+        """The async twin of ``stream``; by default ``stream`` run on a worker thread."""
+        from ._reply import AsyncReply
+
+        reply = self.stream(request, model, options)
+        return AsyncReply(in_thread(iter(reply)), getattr(reply, "meta", {}))
+
+
+def split_request(
+    model: object, messages: object, stream: bool, keywords: Mapping[str, Any]
+) -> tuple[ChatRequest, dict[str, Any]]:
+    """The typed request in a call's arguments, and the keywords that are options.
+
+    This is the library's edge: the request is checked here, once.
     """
-    name = short_name(provider.__name__)
-    if typed is None:
-        typed = check_messages(messages)
-    assert isinstance(messages, (list, tuple))  # check_messages said so
-    checked_messages = provider_messages(provider, list(messages), typed)
-    checked_model = check_model(
-        name, model, provider.model, getattr(provider, "accepts_any_model", False)
-    )
-    checked_options = check_options(name, options, getattr(provider, "options", {}))
-    return checked_model, checked_messages, checked_options
+    from .._models import REQUEST_FIELDS, request_from
+
+    fields: dict[str, Any] = {"messages": messages}
+    options: dict[str, Any] = {}
+    for name, value in keywords.items():
+        if name in REQUEST_FIELDS:
+            fields[name] = value
+        else:
+            options[name] = value
+    if model is not None:
+        fields["model"] = model
+    if isinstance(messages, tuple):
+        fields["messages"] = list(messages)
+    fields["stream"] = bool(stream)
+    return request_from(fields), options
 
 
-def provider_messages(
-    provider: ModuleType | ProviderModule, raw: list[Any], typed: list[Message]
-) -> list[Any]:
-    """The messages in the shape ``provider`` takes (see the module docstring)."""
-    if getattr(provider, "forwards_messages", False):
-        return raw
-    name = short_name(provider.__name__)
-    as_text = getattr(provider, "tool_turns_as_text", False)
-    return [
-        _text_message(name, index, original, message, as_text)
-        for index, (original, message) in enumerate(zip(raw, typed, strict=True))
-    ]
+def checked_call(
+    provider: Provider, model: object, messages: object, stream: bool, keywords: Mapping[str, Any]
+) -> tuple[ChatRequest, str, dict[str, Any]]:
+    """A seed-style call (``_create_completion``'s arguments) as ``stream``'s, checked."""
+    request, options = split_request(model, messages, stream, keywords)
+    return (request, *provider.check(request, options))
 
 
 _SEED_ROLES = ("system", "user", "assistant")
 
 
-def _text_message(
-    provider: str, index: int, original: Any, message: Message, tool_turns_as_text: bool
-) -> Any:
-    from .._models import ImagePart
+def text_messages(request: ChatRequest) -> list[Any]:
+    """The messages as the seed's providers take them: ``{"role", "content"}`` text.
 
-    where = f"messages[{index}]"
+    A plain message goes as the caller wrote it. ``check`` has refused what
+    the provider cannot read; tool turns left here are written out as text.
+    """
+    sent = request.as_sent()["messages"]
+    return [
+        _text_message(original, message)
+        for original, message in zip(sent, request.messages, strict=True)
+    ]
+
+
+def _text_message(original: Any, message: Message) -> Any:
     plain = (
         message.role in _SEED_ROLES and isinstance(message.content, str)
         and message.tool_calls is None and message.tool_call_id is None
     )  # fmt: skip
     if plain:
-        return original  # what the seed's providers always took, untouched
-    if isinstance(message.content, list):
-        for position, part in enumerate(message.content):
-            if isinstance(part, ImagePart):
-                raise InvalidRequest(
-                    f"{where}.content[{position}]: provider {provider!r} cannot read images"
-                )
+        return original
     text = message.text
     role = "system" if message.role == "developer" else message.role
-    if message.role == "tool" or message.tool_calls:
-        if not tool_turns_as_text:
-            field = "role" if message.role == "tool" else "tool_calls"
-            raise InvalidRequest(f"{where}.{field}: provider {provider!r} cannot call tools")
-        if message.role == "tool":
-            role, text = "user", f"[result of tool call {message.tool_call_id}]\n{text}"
-        else:
-            calls = "\n".join(
-                f"[tool call {call.id}: {call.function.name}({call.function.arguments})]"
-                for call in message.tool_calls or ()
-            )
-            text = f"{text}\n{calls}" if text else calls
+    if message.role == "tool":
+        role, text = "user", f"[result of tool call {message.tool_call_id}]\n{text}"
+    elif message.tool_calls:
+        calls = "\n".join(
+            f"[tool call {call.id}: {call.function.name}({call.function.arguments})]"
+            for call in message.tool_calls
+        )
+        text = f"{text}\n{calls}" if text else calls
     rendered: dict[str, Any] = {"role": role, "content": text}
     if message.name is not None:
         rendered["name"] = message.name
     return rendered
+
+
+async def in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
+    """Drive a sync iterator from async code without blocking the event loop."""
+    import asyncio
+
+    done = object()
+    try:
+        while True:
+            piece = await asyncio.to_thread(next, iterator, done)
+            if piece is done:
+                return
+            yield piece
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+
+
+class ModuleProvider(Provider):
+    """A provider written as a module in the seed's style, served as a ``Provider``.
+
+    It takes text messages. The module's ``options`` that are request fields
+    (``temperature``, ...) are the fields it serves; the rest are its own
+    keywords. Both reach ``_create_completion`` as keyword arguments.
+    """
+
+    def __init__(self, module: ModuleType) -> None:
+        from .._models import REQUEST_FIELDS
+
+        self.module = module
+        self.name = short_name(module.__name__)  # type: ignore[misc]
+        self.url = getattr(module, "url", "")  # type: ignore[misc]
+        self.models = tuple(module.model)  # type: ignore[misc]
+        self.accepts_any_model = bool(getattr(module, "accepts_any_model", False))  # type: ignore[misc]
+        self.needs_auth = bool(module.needs_auth)  # type: ignore[misc]
+        self.supports_stream = bool(module.supports_stream)  # type: ignore[misc]
+        declared: Mapping[str, Option] = getattr(module, "options", {})
+        self.fields = {k: v for k, v in declared.items() if k in REQUEST_FIELDS}  # type: ignore[misc]
+        self.options = {k: v for k, v in declared.items() if k not in REQUEST_FIELDS}  # type: ignore[misc]
+
+    @property
+    def working(self) -> bool:
+        return bool(getattr(self.module, "working", True))
+
+    def _arguments(
+        self, request: ChatRequest, model: str, options: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        keywords = {name: value for name, value in request.set_fields() if name in self.fields}
+        keywords.update(options)
+        return (model, text_messages(request), bool(request.stream)), keywords
+
+    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
+        arguments, keywords = self._arguments(request, model, options)
+        return self.module._create_completion(*arguments, **keywords)
+
+    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
+        create = getattr(self.module, "_create_async_completion", None)
+        if create is None:
+            return super().astream(request, model, options)
+        arguments, keywords = self._arguments(request, model, options)
+        return create(*arguments, **keywords)

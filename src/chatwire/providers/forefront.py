@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ProtocolError
 from .._sse import shown
-from ._base import describe_params, prepare
+from ._base import Provider, checked_call, describe_params, text_messages
 from ._http import stream_async, stream_sync
 from ._protocol import (
     HTTP_OPTIONS,
@@ -30,6 +30,9 @@ from ._protocol import (
 )
 from ._reply import AsyncReply, Reply
 
+if TYPE_CHECKING:
+    from .._models import ChatRequest
+
 __all__ = [
     "DEFAULT_ENDPOINT",
     "accepts_any_model",
@@ -37,6 +40,7 @@ __all__ = [
     "needs_auth",
     "options",
     "params",
+    "provider",
     "supports_stream",
     "url",
     "working",  # noqa: F822 - computed by the module __getattr__
@@ -111,20 +115,40 @@ def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
     return read_batch(datas, meta, read_event, _plain_delta)
 
 
-def _wire(model: object, messages: object, kwargs: dict[str, Any]) -> WireRequest:
-    _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
-    return json_request(
-        "forefront",
-        url_from(checked, ENDPOINT_ENV, DEFAULT_ENDPOINT),
-        request_body(checked_messages),
-        read_events=read_events,
-        options=checked,
-    )
+class Forefront(Provider):
+    """Text in, text out: no tools, images, structured output or sampling fields."""
+
+    name = "forefront"
+    url = url
+    models = tuple(model)
+    options = options
+
+    @property
+    def working(self) -> bool:
+        return bool(os.environ.get(ENDPOINT_ENV))
+
+    def _wire(self, request: ChatRequest, options: Mapping[str, Any]) -> WireRequest:
+        return json_request(
+            "forefront",
+            url_from(options, ENDPOINT_ENV, DEFAULT_ENDPOINT),
+            request_body(text_messages(request)),
+            read_events=read_events,
+            options=options,
+        )
+
+    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Reply:
+        return stream_sync(self._wire(request, options))
+
+    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> AsyncReply:
+        return stream_async(self._wire(request, options))
+
+
+provider = Forefront()
 
 
 def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
     """Yield the answer's text as it arrives (the whole text, in order)."""
-    return stream_sync(_wire(model, messages, kwargs))
+    return provider.stream(*checked_call(provider, model, messages, stream, kwargs))
 
 
 def _create_async_completion(
@@ -134,7 +158,7 @@ def _create_async_completion(
     **kwargs: Any,
 ) -> AsyncReply:
     """The async twin of ``_create_completion``."""
-    return stream_async(_wire(model, messages, kwargs))
+    return provider.astream(*checked_call(provider, model, messages, stream, kwargs))
 
 
 params = describe_params(__name__, _create_completion)

@@ -16,21 +16,23 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import os
 import re
-import sys
 import threading
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ContextLengthExceeded, InvalidRequest
-from .._validate import STRUCTURED_OPTIONS, Option
-from ._base import describe_params, prepare
+from .._validate import Option
+from ._base import Provider, checked_call, describe_params, text_messages
 from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+
+    from .._models import ChatRequest, ResponseFormat, Tool
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -41,9 +43,9 @@ __all__ = [
     "needs_auth",
     "options",
     "params",
+    "provider",
     "supports_stream",
     "tokens_generated",
-    "tool_turns_as_text",
     "url",
     "working",
 ]
@@ -54,8 +56,6 @@ supports_stream = True
 needs_auth = False
 working = True
 accepts_any_model = False
-# Tool calls and their results in the history are read as text.
-tool_turns_as_text = True
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PATH_ENV = "CHATWIRE_MODEL_PATH"
@@ -65,16 +65,22 @@ DEFAULT_CONTEXT = 2048
 options: Mapping[str, Option] = {
     option.name: option
     for option in (
-        Option("max_tokens", int, "tokens", minimum=1),
-        Option("temperature", float, "a number from 0 to 5", minimum=0.0, maximum=5.0),
-        Option("top_p", float, "a number from 0 to 1", minimum=0.0, maximum=1.0),
         Option("top_k", int, "a whole number", minimum=0),
-        Option("stop", list, "a string or a list of strings"),
-        Option("seed", int, "a whole number", minimum=0),
         Option("model_path", str, "a path to a .gguf file"),
         Option("n_ctx", int, "tokens", minimum=16),
         Option("threads", int, "threads", minimum=1),
-        *STRUCTURED_OPTIONS,
+    )
+}
+# The request fields it serves, with llama.cpp's bounds.
+_FIELDS: Mapping[str, Option] = {
+    option.name: option
+    for option in (
+        Option("max_tokens", int, "tokens", minimum=1),
+        Option("max_completion_tokens", int, "tokens", minimum=1),
+        Option("temperature", float, "a number from 0 to 5", minimum=0.0, maximum=5.0),
+        Option("top_p", float, "a number from 0 to 1", minimum=0.0, maximum=1.0),
+        Option("stop", list, "a string or a list of strings"),
+        Option("seed", int, "a whole number from 0", minimum=0),
     )
 }
 
@@ -189,40 +195,52 @@ def _unload_all() -> None:
             loaded.llama.close()
 
 
-def _settings(checked: Mapping[str, Any]) -> dict[str, Any]:
+def _settings(request: ChatRequest, checked: Mapping[str, Any]) -> dict[str, Any]:
     """The sampling keywords for ``create_chat_completion``."""
-    settings: dict[str, Any] = {"max_tokens": checked.get("max_tokens") or DEFAULT_MAX_TOKENS}
-    for name in ("temperature", "top_p", "top_k", "stop", "seed"):
-        if checked.get(name) is not None:
-            settings[name] = checked[name]
-    settings.update(_structured(checked.get("response_format")))
+    limit = request.max_completion_tokens or request.max_tokens or DEFAULT_MAX_TOKENS
+    settings: dict[str, Any] = {"max_tokens": limit}
+    for name in ("temperature", "top_p", "stop", "seed"):
+        value = getattr(request, name)
+        if value is not None:
+            settings[name] = value
+    if checked.get("top_k") is not None:
+        settings["top_k"] = checked["top_k"]
+    settings.update(_structured(request.response_format))
     return settings
 
 
-def _structured(response_format: Mapping[str, Any] | None) -> dict[str, Any]:
+def _structured(response_format: ResponseFormat | None) -> dict[str, Any]:
     """Grammar-constrained sampling for a JSON answer, so that it always parses.
 
     ``json_object`` takes llama.cpp's JSON grammar; ``json_schema`` a grammar
     built from its schema, so the answer also fits the schema (until
     ``max_tokens`` cuts it short: then ``finish_reason`` is ``length``).
     """
-    kind = (response_format or {}).get("type", "text")
-    if kind == "text":
+    from .._models import JsonObjectFormat, JsonSchemaFormat
+
+    if isinstance(response_format, JsonObjectFormat):
+        return {"response_format": {"type": "json_object"}}
+    if not isinstance(response_format, JsonSchemaFormat):
         return {}
-    schema = response_format.get("json_schema", {}).get("schema") if response_format else None
-    if kind == "json_object" or schema is None:
+    schema = response_format.json_schema.schema
+    if schema is None:
         return {"response_format": {"type": "json_object"}}
     import json
 
+    return {"grammar": _grammar(json.dumps(schema, sort_keys=True))}
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(schema: str) -> Any:
+    """llama.cpp's grammar for a JSON Schema (its JSON text); the same schema, the same one."""
     from llama_cpp.llama_grammar import LlamaGrammar
 
     try:
-        grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return LlamaGrammar.from_json_schema(schema, verbose=False)
     except Exception as exc:  # llama.cpp's converter raises plain errors of several kinds
         raise InvalidRequest(
             f"response_format.json_schema.schema: the local provider cannot follow it: {exc}"
         ) from None
-    return {"grammar": grammar}
 
 
 def _pieces(
@@ -265,21 +283,22 @@ def _pieces(
         }
 
 
-def _forced_tool_call(checked: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """The grammar and prompt for a tool call the request requires, or ``None``.
+def _called_tools(request: ChatRequest) -> list[Tool] | None:
+    """The tools one of which the answer must call, or ``None``: answer in text.
 
     The model calls a tool only when ``tool_choice`` requires one (``required``
     or a named function): then the answer is a JSON object naming a tool and
     holding arguments that fit its parameter schema, whatever the model would
     have said. A 135M model cannot be trusted to decide for itself (``auto``).
     """
-    tools = checked.get("tools")
-    choice = checked.get("tool_choice")
+    from .._models import NamedToolChoice
+
+    tools, choice = request.tools, request.tool_choice
     if not tools or choice == "none":
         return None
-    if isinstance(choice, dict):
-        wanted = choice["function"]["name"]
-        tools = [tool for tool in tools if tool["function"]["name"] == wanted]
+    if isinstance(choice, NamedToolChoice):
+        wanted = choice.function.name
+        tools = [tool for tool in tools if tool.function.name == wanted]
         if not tools:
             raise InvalidRequest(f"tool_choice: names {wanted!r}, which is not in tools")
     elif choice != "required":
@@ -287,14 +306,23 @@ def _forced_tool_call(checked: Mapping[str, Any]) -> tuple[dict[str, Any], str] 
             "tool_choice: provider 'local' calls a tool only when tool_choice requires one "
             "('required' or a named function)"
         )
+    if request.response_format is not None:
+        raise InvalidRequest("response_format: cannot be asked for with a required tool call")
+    return tools
+
+
+def _tool_call_grammar(tools: list[Tool]) -> tuple[dict[str, Any], str]:
+    """The grammar for a call of one of ``tools``, and the prompt that shows them."""
     import json
+
+    from .._models import JsonSchema, JsonSchemaFormat
 
     shapes = [
         {
             "type": "object",
             "properties": {
-                "name": {"const": tool["function"]["name"]},
-                "arguments": tool["function"].get("parameters") or {"type": "object"},
+                "name": {"const": tool.function.name},
+                "arguments": tool.function.parameters or {"type": "object"},
             },
             "required": ["name", "arguments"],
         }
@@ -302,44 +330,40 @@ def _forced_tool_call(checked: Mapping[str, Any]) -> tuple[dict[str, Any], str] 
     ]
     schema = shapes[0] if len(shapes) == 1 else {"anyOf": shapes}
     hint = "Call one of these tools; answer with its name and arguments as JSON:\n" + "\n".join(
-        f"- {tool['function']['name']}: {tool['function'].get('description') or ''} "
-        f"arguments: {json.dumps(tool['function'].get('parameters') or {})}"
+        f"- {tool.function.name}: {tool.function.description or ''} "
+        f"arguments: {json.dumps(tool.function.parameters or {})}"
         for tool in tools
     )
-    format_ = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": schema}}
-    return _structured(format_), hint
+    call_format = JsonSchemaFormat(JsonSchema(name="tool_call", schema=schema))
+    return _structured(call_format), hint
 
 
-def _prepared(
-    model: object, messages: object, kwargs: dict[str, Any]
-) -> tuple[Path, list[Any], dict[str, Any], dict[str, Any], bool]:
-    _, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
-    path = _model_file(checked)
-    settings = _settings(checked)
-    forced = _forced_tool_call(checked)
-    if forced is not None:
-        if checked.get("response_format"):
-            raise InvalidRequest("response_format: cannot be asked for with a required tool call")
-        grammar, hint = forced
-        settings.update(grammar)
-        checked_messages = [{"role": "system", "content": hint}, *checked_messages]
-    return path, checked_messages, checked, settings, forced is not None
+class _Prepared:
+    """A checked request as the model runs it: the file, prompt and sampling settings."""
+
+    __slots__ = ("calls_tool", "checked", "messages", "path", "settings")
+
+    def __init__(self, request: ChatRequest, checked: Mapping[str, Any]) -> None:
+        self.path = _model_file(checked)
+        self.checked = checked
+        self.messages = text_messages(request)
+        self.settings = _settings(request, checked)
+        tools = _called_tools(request)
+        self.calls_tool = tools is not None
+        if tools is not None:
+            grammar, hint = _tool_call_grammar(tools)
+            self.settings.update(grammar)
+            self.messages = [{"role": "system", "content": hint}, *self.messages]
 
 
-def _generate(
-    path: Path,
-    messages: list[Any],
-    checked: dict[str, Any],
-    settings: dict[str, Any],
-    calls_tool: bool,
-    meta: dict[str, Any],
-) -> Generator[Any, None, None]:
-    loaded = _load(path, checked.get("n_ctx") or DEFAULT_CONTEXT, _threads(checked))
+def _generate(prepared: _Prepared, meta: dict[str, Any]) -> Generator[Any, None, None]:
+    checked = prepared.checked
+    loaded = _load(prepared.path, checked.get("n_ctx") or DEFAULT_CONTEXT, _threads(checked))
     with loaded.lock, _counted_as_running():
-        if not calls_tool:
-            yield from _pieces(loaded, messages, settings, meta)
+        if not prepared.calls_tool:
+            yield from _pieces(loaded, prepared.messages, prepared.settings, meta)
             return
-        text = "".join(_pieces(loaded, messages, settings, meta))
+        text = "".join(_pieces(loaded, prepared.messages, prepared.settings, meta))
     yield _tool_call(text, meta)
 
 
@@ -360,12 +384,6 @@ def _tool_call(text: str, meta: dict[str, Any]) -> Any:
         ) from None
     meta["finish_reason"] = "tool_calls"
     return ToolCallDelta(0, "call_" + uuid.uuid4().hex[:24], name, json.dumps(arguments))
-
-
-def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
-    """Yield the embedded model's answer as it is generated."""
-    meta: dict[str, Any] = {}
-    return Reply(_generate(*_prepared(model, messages, kwargs), meta), meta)
 
 
 async def _generate_async(pieces: Generator[str, None, None]) -> AsyncIterator[str]:
@@ -411,6 +429,45 @@ async def _generate_async(pieces: Generator[str, None, None]) -> AsyncIterator[s
             await asyncio.to_thread(producer.join)
 
 
+class Local(Provider):
+    """The embedded model: structured output and required tool calls by grammar."""
+
+    name = "local"
+    url = url
+    models = tuple(model)
+    supports_tools = True
+    supports_structured_output = True
+    reads_tool_turns_as_text = True
+    fields = _FIELDS
+    options = options
+
+    def check_request(self, request: ChatRequest, options: Mapping[str, Any]) -> None:
+        _model_file(options)
+        tools = _called_tools(request)
+        # A schema llama.cpp cannot follow is refused now (the grammar is kept for the run).
+        _structured(request.response_format)
+        if tools is not None:
+            _tool_call_grammar(tools)
+
+    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Reply:
+        meta: dict[str, Any] = {}
+        return Reply(_generate(_Prepared(request, options), meta), meta)
+
+    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> AsyncReply:
+        """Generation runs on a producer thread, off the event loop."""
+        meta: dict[str, Any] = {}
+        pieces = _generate(_Prepared(request, options), meta)
+        return AsyncReply(_generate_async(pieces), meta)
+
+
+provider = Local()
+
+
+def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
+    """Yield the embedded model's answer as it is generated."""
+    return provider.stream(*checked_call(provider, model, messages, stream, kwargs))
+
+
 def _create_async_completion(
     model: str,
     messages: list,  # type: ignore[type-arg]
@@ -418,8 +475,7 @@ def _create_async_completion(
     **kwargs: Any,
 ) -> AsyncReply:
     """The async twin of ``_create_completion``; generation runs off the event loop."""
-    meta: dict[str, Any] = {}
-    return AsyncReply(_generate_async(_generate(*_prepared(model, messages, kwargs), meta)), meta)
+    return provider.astream(*checked_call(provider, model, messages, stream, kwargs))
 
 
 params = describe_params(__name__, _create_completion)

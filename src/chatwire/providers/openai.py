@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, ProtocolError
 from .._models import ToolCallDelta
 from .._sse import shown
-from .._validate import STRUCTURED_OPTIONS, Option
-from ._base import describe_params, prepare
+from .._validate import Option
+from ._base import Provider, checked_call, describe_params
 from ._http import stream_async, stream_sync
 from ._protocol import (
     HTTP_OPTIONS,
@@ -34,14 +33,17 @@ from ._protocol import (
 )
 from ._reply import AsyncReply, Reply
 
+if TYPE_CHECKING:
+    from .._models import ChatRequest
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "accepts_any_model",
-    "forwards_messages",
     "model",
     "needs_auth",
     "options",
     "params",
+    "provider",
     "supports_stream",
     "url",
     "working",
@@ -54,39 +56,30 @@ needs_auth = True
 working = True
 # Compatible servers name their models freely (llama3, qwen2.5:7b, ...).
 accepts_any_model = True
-# Messages go upstream exactly as the caller wrote them: parts, tool calls, all.
-forwards_messages = True
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 API_KEY_ENV = "OPENAI_API_KEY"
 
-# Request fields passed through to the request body as they are.
-_PASSED_THROUGH = (
-    "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed",
-    "presence_penalty", "frequency_penalty", "user", "response_format",
-    "tools", "tool_choice", "parallel_tool_calls",
-)  # fmt: skip
-
-
 options: Mapping[str, Option] = {
     **HTTP_OPTIONS,
-    **{
-        option.name: option
-        for option in (
-            Option("api_key", str, "an API key (printable ASCII)", check=header_safe),
-            Option("max_tokens", int, "tokens", minimum=1),
-            Option("max_completion_tokens", int, "tokens", minimum=1),
-            Option("temperature", float, "a number from 0 to 2", minimum=0.0, maximum=2.0),
-            Option("top_p", float, "a number from 0 to 1", minimum=0.0, maximum=1.0),
-            Option("stop", list, "a string or a list of strings"),
-            Option("seed", int, "a whole number"),
-            Option("presence_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
-            Option("frequency_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
-            Option("user", str, "an end-user id"),
-            *STRUCTURED_OPTIONS,
-        )
-    },
+    "api_key": Option("api_key", str, "an API key (printable ASCII)", check=header_safe),
+}
+
+# The request fields it serves, with OpenAI's bounds where the typed request has none.
+_FIELDS: Mapping[str, Option] = {
+    option.name: option
+    for option in (
+        Option("max_tokens", int, "tokens", minimum=1),
+        Option("max_completion_tokens", int, "tokens", minimum=1),
+        Option("temperature", float, "a number from 0 to 2", minimum=0.0, maximum=2.0),
+        Option("top_p", float, "a number from 0 to 1", minimum=0.0, maximum=1.0),
+        Option("stop", list, "a string or a list of strings"),
+        Option("seed", int, "a whole number"),
+        Option("presence_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
+        Option("frequency_penalty", float, "a number from -2 to 2", minimum=-2, maximum=2),
+        Option("user", str, "an end-user id"),
+    )
 }
 
 
@@ -175,40 +168,67 @@ def read_body(body: bytes, meta: dict[str, Any]) -> list[Any]:
     return [content, *calls] if content else calls
 
 
-def _wire(model: object, messages: object, stream: bool, kwargs: dict[str, Any]) -> WireRequest:
-    name, checked_messages, checked = prepare(sys.modules[__name__], model, messages, kwargs)
-    base = url_from(checked, BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
-    key = checked.get("api_key") or os.environ.get(API_KEY_ENV)
-    if key and not header_safe(key):
-        raise InvalidRequest(f"{API_KEY_ENV} must be printable ASCII (it goes into a header)")
-    if not key and base == DEFAULT_BASE_URL:
-        raise InvalidRequest(
-            f"provider 'openai' needs an API key for {DEFAULT_BASE_URL}: "
-            f"pass api_key= or set {API_KEY_ENV}"
+class OpenAICompatible(Provider):
+    """Everything the request holds goes upstream as the client wrote it."""
+
+    name = "openai"
+    url = url
+    models = tuple(model)
+    accepts_any_model = True
+    needs_auth = True
+    supports_tools = True
+    supports_images = True
+    supports_structured_output = True
+    fields = _FIELDS
+    options = options
+
+    def check_request(self, request: ChatRequest, options: Mapping[str, Any]) -> None:
+        base = url_from(options, BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
+        key = options.get("api_key") or os.environ.get(API_KEY_ENV)
+        if key and not header_safe(key):
+            raise InvalidRequest(f"{API_KEY_ENV} must be printable ASCII (it goes into a header)")
+        if not key and base == DEFAULT_BASE_URL:
+            raise InvalidRequest(
+                f"provider 'openai' needs an API key for {DEFAULT_BASE_URL}: "
+                f"pass api_key= or set {API_KEY_ENV}"
+            )
+
+    def _wire(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> WireRequest:
+        base = url_from(options, BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
+        key = options.get("api_key") or os.environ.get(API_KEY_ENV)
+        stream = bool(request.stream)
+        payload = dict(request.as_sent())
+        payload["model"] = model
+        payload["stream"] = stream
+        if stream and not request.include_usage:
+            payload["stream_options"] = {**(payload.get("stream_options") or {}),
+                                         "include_usage": True}  # fmt: skip
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        if not stream:
+            headers["Accept"] = "application/json"
+        return json_request(
+            "openai",
+            base + "/chat/completions",
+            payload,
+            read_events=read_events,
+            read_body=None if stream else read_body,
+            options=options,
+            headers=headers,
         )
-    payload: dict[str, Any] = {"model": name, "messages": checked_messages, "stream": stream}
-    if stream:
-        payload["stream_options"] = {"include_usage": True}
-    for option in _PASSED_THROUGH:
-        if checked.get(option) is not None:
-            payload[option] = checked[option]
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    if not stream:
-        headers["Accept"] = "application/json"
-    return json_request(
-        "openai",
-        base + "/chat/completions",
-        payload,
-        read_events=read_events,
-        read_body=None if stream else read_body,
-        options=checked,
-        headers=headers,
-    )
+
+    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Reply:
+        return stream_sync(self._wire(request, model, options))
+
+    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> AsyncReply:
+        return stream_async(self._wire(request, model, options))
+
+
+provider = OpenAICompatible()
 
 
 def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
     """Yield the endpoint's answer as it arrives (or whole, with ``stream=False``)."""
-    return stream_sync(_wire(model, messages, stream, kwargs))
+    return provider.stream(*checked_call(provider, model, messages, stream, kwargs))
 
 
 def _create_async_completion(
@@ -218,7 +238,7 @@ def _create_async_completion(
     **kwargs: Any,
 ) -> AsyncReply:
     """The async twin of ``_create_completion``."""
-    return stream_async(_wire(model, messages, stream, kwargs))
+    return provider.astream(*checked_call(provider, model, messages, stream, kwargs))
 
 
 params = describe_params(__name__, _create_completion)

@@ -22,7 +22,6 @@ import hmac
 import os
 import re
 from collections.abc import Mapping, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -34,12 +33,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import providers
-from .._client import ChatCompletion
+from .._client import open_async
 from .._errors import AllProvidersFailed, ContextLengthExceeded, InvalidRequest, ProviderError
 from .._stream import AsyncStream
-from ..providers._base import short_name
 
 if TYPE_CHECKING:
+    from .._models import ChatRequest
+    from ..providers import Provider
     from ..store import Store
 from ._pages import log_routes, page_routes
 from ._routes import api_routes, close_stream, unless_client_leaves, upstream_failed
@@ -47,6 +47,7 @@ from ._wire import (
     CONVERSATION_HEADER,
     CONVERSATION_ID_PATTERN,
     ApiError,
+    bad_request,
 )
 
 DEFAULT_MAX_BODY = 1 << 20
@@ -74,7 +75,7 @@ class Gateway:
         names = [name.strip() for entry in names for name in entry.split(",") if name.strip()]
         if not names:
             raise InvalidRequest("the gateway needs at least one provider")
-        self.modules: dict[str, ModuleType] = {name: providers.get(name) for name in names}
+        self.providers: dict[str, Provider] = {name: providers.get(name) for name in names}
         self.default = names[0]
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self.max_body = max_body
@@ -83,28 +84,28 @@ class Gateway:
         self.max_concurrent = max_concurrent
         self.active = 0  # requests being answered; the event loop is the only writer
 
-    def route(self, model: str | None) -> tuple[list[ModuleType], str | None]:
+    def route(self, model: str | None) -> tuple[list[Provider], str | None]:
         """``provider/model``, a provider's name, a listed model, else the default.
 
         A request that names no model may be answered by any served provider,
         tried in the order given to the server (fallback).
         """
         if not model:
-            return list(self.modules.values()), None
+            return list(self.providers.values()), None
         target, chosen = self._route_named(model)
         return [target], chosen
 
-    def _route_named(self, model: str) -> tuple[ModuleType, str | None]:
+    def _route_named(self, model: str) -> tuple[Provider, str | None]:
         name, slash, rest = model.partition("/")
-        if slash and name in self.modules:
-            return self.modules[name], rest or None
-        if model in self.modules:
-            return self.modules[model], None
-        for module in self.modules.values():
-            if model in module.model:
-                return module, model
-        default = self.modules[self.default]
-        if getattr(default, "accepts_any_model", False):
+        if slash and name in self.providers:
+            return self.providers[name], rest or None
+        if model in self.providers:
+            return self.providers[model], None
+        for provider in self.providers.values():
+            if model in provider.models:
+                return provider, model
+        default = self.providers[self.default]
+        if default.accepts_any_model:
             return default, model
         raise ApiError(
             404,
@@ -113,30 +114,11 @@ class Gateway:
             code="model_not_found",
         )
 
-    def options_for(
-        self, modules: list[ModuleType], requested: Mapping[str, Any]
-    ) -> tuple[list[ModuleType], dict[str, Any]]:
-        """The providers that can serve every field the request sets, and their options.
-
-        A field no target provider takes is refused, never dropped: with one
-        target it is a 400 naming the field and the provider; with several,
-        those that cannot serve it are left out of the fallback.
-        """
-        able = [m for m in modules if set(requested) <= set(getattr(m, "options", {}))]
-        if not able:
-            first = modules[0]
-            field = min(set(requested) - set(getattr(first, "options", {})))
-            why = (
-                f"provider {short_name(first.__name__)!r} cannot serve it"
-                if len(modules) == 1
-                else "no provider served here can serve it"
-            )
-            raise ApiError(400, f"'{field}': {why}", param=field)
-        accepted = {name for module in able for name in getattr(module, "options", {})}
-        accepted.add("max_retries")  # chatwire's own, for every provider
-        merged = {k: v for k, v in self.options.items() if k in accepted}
-        merged.update(requested)
-        return able, merged
+    def options_for(self, targets: list[Provider]) -> dict[str, Any]:
+        """The server's options that ``targets`` accept, and chatwire's own."""
+        accepted = {name for provider in targets for name in provider.options}
+        accepted.add("max_retries")
+        return {name: value for name, value in self.options.items() if name in accepted}
 
     def authorize(self, request: Request) -> None:
         if self.api_key is None:
@@ -189,27 +171,29 @@ class Gateway:
     async def open(
         self,
         request: Request,
-        modules: list[ModuleType],
-        model: str | None,
-        messages: list[Any],
-        options: dict[str, Any],
+        chat: ChatRequest,
         conversation_id: str | None = None,
     ) -> tuple[AsyncStream, Any]:
         """Start an answer and wait for its first piece, text or tool call (``None``: none).
 
-        The request takes one of the server's places (or gets its 429 here);
-        the caller gives it back with ``release`` once the answer has ended.
-        A client that leaves before the first piece stops the work at once.
+        ``chat.model`` picks the providers (``route``). The request takes one
+        of the server's places (or gets its 429 here); the caller gives it back
+        with ``release`` once the answer has ended. A client that leaves before
+        the first piece stops the work at once.
         """
+        targets, model = self.route(chat.model)
+        if model != chat.model:
+            chat = chat.replace(model=model)
         self.admit()
         try:
-            stream = await ChatCompletion.acreate(
-                model, messages, modules, stream=True, store=self.store,
-                conversation_id=conversation_id, **options,
+            stream = open_async(
+                targets, chat,
+                {**self.options_for(targets), "store": self.store,
+                 "conversation_id": conversation_id},
             )  # fmt: skip
         except InvalidRequest as exc:
             self.release()
-            raise ApiError(400, str(exc)) from None
+            raise bad_request(exc) from None
         try:
             return stream, await unless_client_leaves(request, stream.anext_event())
         except StopAsyncIteration:
@@ -224,7 +208,7 @@ class Gateway:
                     400, str(exc), param="messages", code="context_length_exceeded"
                 ) from None
             if isinstance(exc, InvalidRequest):  # found by the provider as it began
-                raise ApiError(400, str(exc)) from None
+                raise bad_request(exc) from None
             raise
 
 

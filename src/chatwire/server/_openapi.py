@@ -17,12 +17,28 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from .._models import FUNCTION_NAME_PATTERN
 from .._validate import Option
-from ._wire import CONVERSATION_HEADER, CONVERSATION_ID_PATTERN, SAMPLING_FIELDS
+from ._wire import CONVERSATION_HEADER, CONVERSATION_ID_PATTERN
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
+    from ..providers import Provider
     from ._app import Gateway
+
+# The optional request fields, with their JSON types.
+SAMPLING_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "max_tokens": int,
+    "max_completion_tokens": int,
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "seed": int,
+    "stop": (str, list),
+    "presence_penalty": (int, float),
+    "frequency_penalty": (int, float),
+    "user": str,
+    "response_format": dict,
+    "tools": list,
+    "tool_choice": (str, dict),
+    "parallel_tool_calls": bool,
+}
 
 _JSON = "application/json"
 _EVENTS = "text/event-stream"
@@ -129,20 +145,23 @@ _TOOL_CHOICE = {
 }
 
 
-def _sampling_properties(modules: Iterable[ModuleType]) -> dict[str, Any]:
+def _sampling_properties(served: Iterable[Provider]) -> dict[str, Any]:
     """The request fields some served provider takes; any other is refused with a 400."""
     declared: dict[str, list[Option]] = {}
-    for module in modules:
-        for name, option in getattr(module, "options", {}).items():
+    for provider in served:
+        for name, option in provider.fields.items():
             declared.setdefault(name, []).append(option)
+        if provider.supports_tools:
+            for name in ("tools", "tool_choice", "parallel_tool_calls"):
+                declared.setdefault(name, [])
+        declared.setdefault("response_format", [])
     properties: dict[str, Any] = {
         "n": {"type": "integer", "nullable": True, "minimum": 1, "maximum": 1}
     }
     for name, kind in SAMPLING_FIELDS.items():
-        # max_completion_tokens is forwarded as max_tokens.
-        options = declared.get("max_tokens" if name == "max_completion_tokens" else name, [])
-        if not options:
+        if name not in declared:
             continue
+        options = declared[name]
         if name == "stop":
             properties[name] = {
                 "nullable": True,
@@ -240,13 +259,13 @@ def _message_schema() -> dict[str, Any]:
 
 
 def _model_schema(gateway: Gateway) -> dict[str, Any]:
-    default = gateway.modules[gateway.default]
+    default = gateway.providers[gateway.default]
     schema: dict[str, Any] = {"type": "string", "nullable": True}
-    if not getattr(default, "accepts_any_model", False):
-        names = set(gateway.modules)
-        for name, module in gateway.modules.items():
-            names.update(module.model)
-            names.update(f"{name}/{model}" for model in module.model)
+    if not default.accepts_any_model:
+        names = set(gateway.providers)
+        for name, provider in gateway.providers.items():
+            names.update(provider.models)
+            names.update(f"{name}/{model}" for model in provider.models)
         schema["enum"] = sorted(names)
     return schema
 
@@ -265,7 +284,7 @@ def _components(gateway: Gateway) -> dict[str, Any]:
                 "nullable": True,
                 "properties": {"include_usage": {"type": "boolean", "nullable": True}},
             },
-            **_sampling_properties(gateway.modules.values()),
+            **_sampling_properties(gateway.providers.values()),
         },
     }
     choice = {
@@ -470,7 +489,7 @@ def openapi_document(gateway: Gateway) -> dict[str, Any]:
             "title": "chatwire gateway",
             "version": __version__,
             "description": "OpenAI chat completions and the Forefront free-chat protocol "
-            "in front of chatwire providers: " + ", ".join(gateway.modules),
+            "in front of chatwire providers: " + ", ".join(gateway.providers),
         },
         "paths": _paths(gateway),
         "components": {"schemas": _components(gateway)},

@@ -126,10 +126,8 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
     async def chat_completions(request: Request) -> Response:
         gateway.authorize(request)
         chat = parse_chat_request(await gateway.read_body(request))
-        targets, model = gateway.route(chat.model)
-        targets, options = gateway.options_for(targets, chat.options)
         cid = gateway.conversation_id(request)
-        stream, first = await gateway.open(request, targets, model, chat.messages, options, cid)
+        stream, first = await gateway.open(request, chat, cid)
         # The id the log used (the request's, or a new one), for the next turn.
         logged = stream.conversation_id
         headers = {CONVERSATION_HEADER: logged} if logged else {}
@@ -165,11 +163,9 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
 
     async def free_chat(request: Request) -> Response:
         gateway.authorize(request)
-        messages = parse_free_chat_request(await gateway.read_body(request))
-        targets, _ = gateway.route(None)
-        targets, options = gateway.options_for(targets, {})
+        chat = parse_free_chat_request(await gateway.read_body(request))
         cid = gateway.conversation_id(request)
-        stream, first = await gateway.open(request, targets, None, messages, options, cid)
+        stream, first = await gateway.open(request, chat, cid)
         events = _free_chat_events(stream, first)
         return EventStream(events, headers=_SSE_HEADERS, on_close=gateway.release)
 
@@ -177,8 +173,8 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         gateway.authorize(request)
         data = [
             {"id": f"{name}/{model}", "object": "model", "created": 0, "owned_by": name}
-            for name, module in gateway.modules.items()
-            for model in module.model
+            for name, provider in gateway.providers.items()
+            for model in provider.models
         ]
         return JSONResponse({"object": "list", "data": data})
 

@@ -1,6 +1,6 @@
-"""The gateway's wire formats, pure: request checks and response encoders.
+"""The gateway's wire formats, pure: request decoding and response encoders.
 
-A chat request is checked by the typed request (``_models``) in one pass;
+A chat request is decoded into the typed request (``_models``) in one pass;
 every error names its field the way an OpenAI client would
 (``messages[2].role``).
 """
@@ -10,10 +10,9 @@ from __future__ import annotations
 __all__ = [
     "CONVERSATION_HEADER",
     "CONVERSATION_ID_PATTERN",
-    "SAMPLING_FIELDS",
-    "UNSERVED_FIELDS",
     "ApiError",
     "ChunkEncoder",
+    "bad_request",
     "completion_object",
     "free_chat_event",
     "parse_chat_request",
@@ -28,8 +27,7 @@ from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
 from .._errors import InvalidRequest
-from .._models import request_from
-from .._validate import check_messages
+from .._models import ChatRequest, decode_request, request_from
 
 CONVERSATION_HEADER = "X-Chatwire-Conversation"
 CONVERSATION_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"
@@ -64,90 +62,38 @@ def error_body(
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-class ChatRequest:
-    """A checked chat request: who should answer, and with what."""
-
-    __slots__ = ("include_usage", "messages", "model", "options", "stream")
-
-    def __init__(
-        self,
-        model: str | None,
-        messages: list[Any],
-        stream: bool,
-        include_usage: bool,
-        options: dict[str, Any],
-    ) -> None:
-        self.model = model
-        self.messages = messages
-        self.stream = stream
-        self.include_usage = include_usage
-        self.options = options
+_FIELD = re.compile(r"^([a-z_]+)[\[.:]")
 
 
-def _loads(body: bytes) -> dict[str, Any]:
+def bad_request(exc: InvalidRequest) -> ApiError:
+    """A 400 for ``exc``; ``param`` is the field its message starts with, as OpenAI names it.
+
+    ``messages[2].content: ...`` has param ``messages``.
+    """
+    field = _FIELD.match(str(exc))
+    param = field[1] if field and field[1] != "request" else None  # "request": the whole body
+    return ApiError(400, str(exc), param=param)
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """An OpenAI ``/v1/chat/completions`` body, typed and checked in one pass.
+
+    What the chosen provider cannot serve is refused when it is chosen.
+    """
+    try:
+        return decode_request(body)
+    except InvalidRequest as exc:
+        raise bad_request(exc) from None
+
+
+def parse_free_chat_request(body: bytes) -> ChatRequest:
+    """The conversation in a Forefront free-chat body (``messages`` then ``text``), typed."""
     try:
         parsed = json.loads(body)
     except ValueError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise ApiError(400, "request body must be a JSON object")
-    return parsed
-
-
-# OpenAI request fields the gateway hands to its providers, with their JSON types
-# (the typed request checks them; the OpenAPI document is written from these).
-SAMPLING_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "max_tokens": int,
-    "max_completion_tokens": int,
-    "temperature": (int, float),
-    "top_p": (int, float),
-    "seed": int,
-    "stop": (str, list),
-    "presence_penalty": (int, float),
-    "frequency_penalty": (int, float),
-    "user": str,
-    "response_format": dict,
-    "tools": list,
-    "tool_choice": (str, dict),
-    "parallel_tool_calls": bool,
-}
-# OpenAI's deprecated function calling: refused, never dropped.
-UNSERVED_FIELDS = ("functions", "function_call")
-
-
-def parse_chat_request(body: bytes) -> ChatRequest:
-    """An OpenAI ``/v1/chat/completions`` body, checked in one pass by the typed request.
-
-    The messages and fields go on as the client wrote them; what the chosen
-    provider cannot serve is refused later, by ``Gateway.options_for``.
-    """
-    parsed = _loads(body)
-    if "messages" not in parsed:
-        raise ApiError(400, "'messages' is required", param="messages")
-    for name in UNSERVED_FIELDS:
-        if parsed.get(name) is not None:
-            raise ApiError(
-                400, f"'{name}': the deprecated functions API is not served; send tools",
-                param=name,
-            )  # fmt: skip
-    try:
-        typed = request_from(parsed)
-    except InvalidRequest as exc:
-        # "messages[2].content: ..." -> param "messages", as OpenAI names it.
-        field = re.match(r"[A-Za-z_]+", str(exc))
-        param = field[0] if field and field[0] != "request" else None
-        raise ApiError(400, str(exc), param=param) from None
-    options = {name: parsed[name] for name in SAMPLING_FIELDS if parsed.get(name) is not None}
-    if "max_completion_tokens" in options:
-        options["max_tokens"] = options.pop("max_completion_tokens")
-    return ChatRequest(
-        typed.model, parsed["messages"], bool(typed.stream), typed.include_usage, options
-    )
-
-
-def parse_free_chat_request(body: bytes) -> list[Any]:
-    """The conversation in a Forefront free-chat body: ``messages`` then ``text``."""
-    parsed = _loads(body)
     text = parsed.get("text")
     if not isinstance(text, str):
         raise ApiError(400, "'text' must be a string", param="text")
@@ -156,12 +102,10 @@ def parse_free_chat_request(body: bytes) -> list[Any]:
         history = []
     elif not isinstance(history, list):
         raise ApiError(400, "'messages' must be a list of messages", param="messages")
-    conversation = [*history, {"role": "user", "content": text}]
     try:
-        check_messages(conversation)
+        return request_from({"messages": [*history, {"role": "user", "content": text}]})
     except InvalidRequest as exc:
         raise ApiError(400, str(exc), param="messages") from None
-    return conversation
 
 
 class ChunkEncoder:
