@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ._documents import Conversation, ConversationList, Operation, documented
 from ._wire import ApiError
 
 if TYPE_CHECKING:
@@ -54,10 +55,14 @@ def log_routes(gateway: Gateway) -> list[BaseRoute]:
             raise ApiError(404, "this server keeps no conversation log", code="log_disabled")
         return gateway.store
 
+    @documented(
+        Operation("The logged conversations, newest first", answer=ConversationList, errors=(404,))
+    )
     async def conversations(request: Request) -> Response:
         store = authorized_store(request)
         return JSONResponse({"object": "list", "data": store.conversations()})
 
+    @documented(Operation("One logged conversation", answer=Conversation, errors=(404,)))
     async def conversation(request: Request) -> Response:
         store = authorized_store(request)
         cid = request.path_params["cid"]

@@ -15,7 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .._errors import AllProvidersFailed, ProviderError
+from .._models import ChatRequest
 from .._stream import AsyncStream
+from ._documents import ChatCompletion, FreeChatRequest, Health, ModelList, Operation, documented
 from ._event_stream import EventStream
 from ._openapi import openapi_document
 from ._wire import (
@@ -123,6 +125,13 @@ async def _free_chat_events(stream: AsyncStream, first: Any) -> AsyncIterator[by
 
 
 def api_routes(gateway: Gateway) -> list[BaseRoute]:
+    @documented(
+        Operation(
+            "OpenAI chat completions, streamed or whole",
+            body=ChatRequest, answer=ChatCompletion, events="chat.completion.chunk events",
+            errors=(400, 404, 413, 429, 502), conversation=True,
+        )
+    )  # fmt: skip
     async def chat_completions(request: Request) -> Response:
         gateway.authorize(request)
         chat = parse_chat_request(await gateway.read_body(request))
@@ -161,6 +170,13 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         )
         return JSONResponse(body, headers=headers)
 
+    @documented(
+        Operation(
+            "The Forefront free-chat protocol",
+            body=FreeChatRequest, events='data: {"delta": ...} events',
+            errors=(400, 413, 429, 502), conversation=True,
+        )
+    )  # fmt: skip
     async def free_chat(request: Request) -> Response:
         gateway.authorize(request)
         chat = parse_free_chat_request(await gateway.read_body(request))
@@ -169,6 +185,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         events = _free_chat_events(stream, first)
         return EventStream(events, headers=_SSE_HEADERS, on_close=gateway.release)
 
+    @documented(Operation("The models this server serves, as provider/model ids", answer=ModelList))
     async def models(request: Request) -> Response:
         gateway.authorize(request)
         data = [
@@ -178,14 +195,17 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         ]
         return JSONResponse({"object": "list", "data": data})
 
+    @documented(Operation("Liveness; needs no key", answer=Health, public=True))
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    document: dict[str, Any] = {}
+
     async def openapi(request: Request) -> Response:
         # Public like /healthz: it describes the API, it holds nothing secret.
+        if not document:  # written once, from the application's whole route table
+            document.update(openapi_document(gateway, request.app.routes))
         return JSONResponse(document)
-
-    document = openapi_document(gateway)
 
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
