@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import chatwire
-from chatwire.store import SCHEMA_VERSION, Exchange, Store
+from chatwire.store import _MIGRATIONS, SCHEMA_VERSION, Exchange, Store, _statements
 from tests.servers import ThreadedServer, refused_url
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
@@ -153,6 +153,30 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
             SCHEMA_VERSION,
         )
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_log_of_the_first_schema_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as connection:
+        for statement in _statements(_MIGRATIONS[0]):
+            connection.execute(statement)
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version VALUES (1)")
+        connection.execute(
+            "INSERT INTO exchanges (conversation_id, started_at, provider, model, messages, "
+            "prompt, response, status) VALUES ('old', '2025-01-01', 'local', 'm', "
+            "'[{\"role\": \"user\", \"content\": \"hi\"}]', 'hi', 'hello', 'complete')"
+        )
+    with Store(path) as store:
+        (old,) = store.conversation("old")
+        assert (old.response, old.tool_calls) == ("hello", None)
+        assert store.search("hello")[0].conversation_id == "old"
+        calls = [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+        store.record(Exchange("new", "p", "m", [{"role": "user", "content": "x"}],
+                              tool_calls=calls))  # fmt: skip
+        assert store.conversation("new")[0].tool_calls == calls
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchone() == (2,)
 
 
 def test_refuses_a_log_from_a_newer_chatwire(tmp_path: Path) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +19,7 @@ from pydantic import BaseModel
 
 import chatwire
 from chatwire.server import create_app
+from chatwire.store import Store
 from tests.servers import TOOL_CALLS, ScriptedServer, ThreadedServer, running
 
 QUESTION = [{"role": "user", "content": "Weather and time in Paris?"}]
@@ -226,3 +231,40 @@ def test_langchain_bind_tools_with_the_embedded_model(local_gateway: ThreadedSer
     ((name, args),) = [(call["name"], call["args"]) for call in reply.tool_calls]
     assert name == "GetWeather"
     assert isinstance(args["city"], str)
+
+
+def test_the_log_keeps_tool_calls_and_the_next_turn_sends_them(
+    server: ThreadedServer, server_app: ScriptedServer, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "log.db")
+    for stream in (True, False):
+        answer = ask(server, stream=stream, store=store, conversation_id=f"c{stream}")
+        if stream:
+            assert list(answer) == []
+        (logged,) = store.conversation(f"c{stream}")
+        assert logged.tool_calls == TOOL_CALLS
+        assert logged.status == "complete"
+        history = store.history(f"c{stream}")
+        assert history[-1] == {"role": "assistant", "content": None, "tool_calls": TOOL_CALLS}
+    # The logged history is a valid next request: the calls go upstream again.
+    results = [
+        {"role": "tool", "tool_call_id": call["id"], "content": "fine"} for call in TOOL_CALLS
+    ]
+    chatwire.ChatCompletion.create(
+        messages=[*store.history("cTrue"), *results], provider="openai", model="m",
+        base_url=server.url("/compatible/v1"),
+    )  # fmt: skip
+    assert server_app.requests[-1].json["messages"][1]["tool_calls"] == TOOL_CALLS
+
+
+def test_chatwire_logs_shows_the_tool_calls(server: ThreadedServer, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    store = Store(home / "logs.db")
+    ask(server, store=store)
+    shown = subprocess.run(
+        [shutil.which("chatwire") or "chatwire", "logs"], capture_output=True, text=True,
+        check=True, env={**os.environ, "CHATWIRE_HOME": str(home)}, timeout=60,
+    )  # fmt: skip
+    for call in TOOL_CALLS:
+        name, arguments = call["function"]["name"], call["function"]["arguments"]
+        assert f"[tool call {name}({arguments})]" in shown.stdout

@@ -158,6 +158,9 @@ def logs(count: int, cid: str | None, as_json: bool, query: str | None) -> None:
         )
         sys.stdout.write(f"> {exchange.prompt}\n")
         sys.stdout.write(exchange.response.rstrip() + "\n")
+        for call in exchange.tool_calls or ():
+            function = call.get("function") or {}
+            sys.stdout.write(f"[tool call {function.get('name')}({function.get('arguments')})]\n")
         if exchange.error:
             sys.stdout.write(f"[{exchange.status}: {exchange.error}]\n")
         sys.stdout.write("\n")

@@ -120,7 +120,7 @@ class _Pieces:
         if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "CancelledError":
             error = _Stopped()  # Ctrl-C or a cancelled task: the caller stopped it
         if self._recorder is not None:
-            self._recorder.finish(self.text, error, self.meta)
+            self._recorder.finish(self.text, error, self.meta, self.tool_calls)
 
     def _first_piece(self) -> None:
         # With a fallback list, the provider that answered is known now.

@@ -76,6 +76,8 @@ class Exchange:
     total_seconds: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # The answer's tool calls, whole, in OpenAI's message form (None: it called none).
+    tool_calls: list[dict[str, Any]] | None = None
     id: int | None = None
 
     @property
@@ -92,7 +94,12 @@ class Exchange:
     def history(self) -> list[dict[str, Any]]:
         """Its messages and its answer: the conversation up to the end of this exchange."""
         messages = list(self.messages)
-        if self.response:
+        if self.tool_calls:
+            messages.append(
+                {"role": "assistant", "content": self.response or None,
+                 "tool_calls": self.tool_calls}
+            )  # fmt: skip
+        elif self.response:
             messages.append({"role": "assistant", "content": self.response})
         return messages
 
@@ -132,12 +139,13 @@ _MIGRATIONS: tuple[str, ...] = (
         VALUES ('delete', old.id, old.prompt, old.response);
     END;
     """,
+    "ALTER TABLE exchanges ADD COLUMN tool_calls TEXT;",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _COLUMNS = (
     "id, conversation_id, started_at, provider, model, messages, response, status, error, "
-    "first_token_seconds, total_seconds, prompt_tokens, completion_tokens"
+    "first_token_seconds, total_seconds, prompt_tokens, completion_tokens, tool_calls"
 )
 # The same columns, of the ``exchanges e`` a search joins.
 _JOINED_COLUMNS = ", ".join("e." + column.strip() for column in _COLUMNS.split(","))
@@ -190,14 +198,15 @@ class Store:
             json.dumps(exchange.messages, ensure_ascii=False), exchange.prompt, exchange.response,
             exchange.status, exchange.error, exchange.first_token_seconds,
             exchange.total_seconds, exchange.prompt_tokens, exchange.completion_tokens,
+            None if exchange.tool_calls is None else json.dumps(exchange.tool_calls),
         )  # fmt: skip
         try:
             with self._lock:
                 cursor = self._connect().execute(
                     "INSERT INTO exchanges (conversation_id, started_at, provider, model, "
                     "messages, prompt, response, status, error, first_token_seconds, "
-                    "total_seconds, prompt_tokens, completion_tokens) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "total_seconds, prompt_tokens, completion_tokens, tool_calls) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
         except (sqlite3.Error, OSError) as exc:
@@ -285,12 +294,13 @@ class Store:
 
 def _exchange(row: Sequence[Any]) -> Exchange:
     (id_, cid, started, provider, model, messages, response, status, error,
-     first, total, prompt_tokens, completion_tokens) = row  # fmt: skip
+     first, total, prompt_tokens, completion_tokens, tool_calls) = row  # fmt: skip
     return Exchange(
         conversation_id=cid, provider=provider, model=model, messages=json.loads(messages),
         response=response, status=status, error=error, started_at=started,
         first_token_seconds=first, total_seconds=total, prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens, id=id_,
+        tool_calls=None if tool_calls is None else json.loads(tool_calls),
     )  # fmt: skip
 
 
@@ -348,13 +358,20 @@ class Recorder:
         if self._first is None:
             self._first = time.monotonic() - self._start
 
-    def finish(self, text: str, error: BaseException | None, meta: dict[str, Any]) -> None:
+    def finish(
+        self,
+        text: str,
+        error: BaseException | None,
+        meta: dict[str, Any],
+        tool_calls: list[dict[str, Any]] | None = None,
+    ) -> None:
         if self._done:
             return
         self._done = True
         exchange = self.exchange
         exchange.response = text
-        exchange.status = status_of(error, text)
+        exchange.tool_calls = tool_calls or None
+        exchange.status = status_of(error, text, bool(tool_calls))
         exchange.error = None if error is None else (str(error) or type(error).__name__)
         exchange.first_token_seconds = self._first
         exchange.total_seconds = time.monotonic() - self._start
@@ -365,12 +382,12 @@ class Recorder:
         self.store.record(exchange)
 
 
-def status_of(error: BaseException | None, text: str) -> str:
-    """How an exchange ended: complete, interrupted (some text, or stopped), or error."""
+def status_of(error: BaseException | None, text: str, called_tools: bool = False) -> str:
+    """How an exchange ended: complete, interrupted (something received, or stopped), or error."""
     if error is None:
         return "complete"
     from ._errors import ChatwireError
 
-    if text or not isinstance(error, ChatwireError):
+    if text or called_tools or not isinstance(error, ChatwireError):
         return "interrupted"  # broken after some text, or stopped (Ctrl-C, cancel, close)
     return "error"
