@@ -25,6 +25,7 @@ __all__ = [
     "checked_call",
     "describe_params",
     "in_thread",
+    "seed_functions",
     "short_name",
     "split_request",
     "text_messages",
@@ -182,6 +183,25 @@ def checked_call(
     """A seed-style call (``_create_completion``'s arguments) as ``stream``'s, checked."""
     request, options = split_request(model, messages, stream, keywords)
     return (request, *provider.check(request, options))
+
+
+def seed_functions(provider: Provider) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``_create_completion`` and its async twin for a built-in provider's module face."""
+
+    def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Any:  # type: ignore[type-arg]
+        """Yield the answer's text as it arrives (its tool-call deltas too), in order."""
+        return provider.stream(*checked_call(provider, model, messages, stream, kwargs))
+
+    def _create_async_completion(
+        model: str,
+        messages: list,  # type: ignore[type-arg]
+        stream: bool,
+        **kwargs: Any,
+    ) -> Any:
+        """The async twin of ``_create_completion``."""
+        return provider.astream(*checked_call(provider, model, messages, stream, kwargs))
+
+    return _create_completion, _create_async_completion
 
 
 _SEED_ROLES = ("system", "user", "assistant")

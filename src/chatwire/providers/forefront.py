@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ProtocolError
 from .._sse import shown
-from ._base import Provider, checked_call, describe_params, text_messages
+from ._base import Provider, describe_params, seed_functions, text_messages
 from ._http import stream_async, stream_sync
 from ._protocol import (
     HTTP_OPTIONS,
@@ -146,19 +146,5 @@ class Forefront(Provider):
 provider = Forefront()
 
 
-def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
-    """Yield the answer's text as it arrives (the whole text, in order)."""
-    return provider.stream(*checked_call(provider, model, messages, stream, kwargs))
-
-
-def _create_async_completion(
-    model: str,
-    messages: list,  # type: ignore[type-arg]
-    stream: bool,
-    **kwargs: Any,
-) -> AsyncReply:
-    """The async twin of ``_create_completion``."""
-    return provider.astream(*checked_call(provider, model, messages, stream, kwargs))
-
-
+_create_completion, _create_async_completion = seed_functions(provider)
 params = describe_params(__name__, _create_completion)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ContextLengthExceeded, InvalidRequest
 from .._validate import Option
-from ._base import Provider, checked_call, describe_params, text_messages
+from ._base import Provider, describe_params, seed_functions, text_messages
 from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
@@ -463,19 +463,5 @@ class Local(Provider):
 provider = Local()
 
 
-def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
-    """Yield the embedded model's answer as it is generated."""
-    return provider.stream(*checked_call(provider, model, messages, stream, kwargs))
-
-
-def _create_async_completion(
-    model: str,
-    messages: list,  # type: ignore[type-arg]
-    stream: bool,
-    **kwargs: Any,
-) -> AsyncReply:
-    """The async twin of ``_create_completion``; generation runs off the event loop."""
-    return provider.astream(*checked_call(provider, model, messages, stream, kwargs))
-
-
+_create_completion, _create_async_completion = seed_functions(provider)
 params = describe_params(__name__, _create_completion)

@@ -19,7 +19,7 @@ from .._errors import InvalidRequest, ProtocolError
 from .._models import ToolCallDelta
 from .._sse import shown
 from .._validate import Option
-from ._base import Provider, checked_call, describe_params
+from ._base import Provider, describe_params, seed_functions
 from ._http import stream_async, stream_sync
 from ._protocol import (
     HTTP_OPTIONS,
@@ -226,19 +226,5 @@ class OpenAICompatible(Provider):
 provider = OpenAICompatible()
 
 
-def _create_completion(model: str, messages: list, stream: bool, **kwargs: Any) -> Reply:  # type: ignore[type-arg]
-    """Yield the endpoint's answer as it arrives (or whole, with ``stream=False``)."""
-    return provider.stream(*checked_call(provider, model, messages, stream, kwargs))
-
-
-def _create_async_completion(
-    model: str,
-    messages: list,  # type: ignore[type-arg]
-    stream: bool,
-    **kwargs: Any,
-) -> AsyncReply:
-    """The async twin of ``_create_completion``."""
-    return provider.astream(*checked_call(provider, model, messages, stream, kwargs))
-
-
+_create_completion, _create_async_completion = seed_functions(provider)
 params = describe_params(__name__, _create_completion)
