@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chatwire
-from tests.servers import ScriptedServer, ThreadedServer
+from chatwire.server import create_app
+from tests.servers import ScriptedServer, ThreadedServer, running
 
 _text = st.text(max_size=12)
 _part = st.fixed_dictionaries({"type": st.just("text"), "text": _text}) | st.fixed_dictionaries(
@@ -82,3 +84,29 @@ def test_the_upstream_receives_the_request_as_written(
     assert sent["messages"] == messages
     assert {name: sent[name] for name in fields} == fields
     assert set(sent) == {"model", "messages", "stream", *fields}
+
+
+def test_through_the_gateway_the_upstream_receives_the_body_as_written(
+    server: ThreadedServer, server_app: ScriptedServer
+) -> None:
+    upstream = {"base_url": server.url("/compatible/v1"), "api_key": "x", "max_retries": 0}
+    body = {
+        "model": "openai/some-model",
+        "messages": [
+            {"role": "system", "content": "Be brief.", "x-note": {"kept": True}},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}},
+            ]},
+        ],
+        "temperature": 0.25,
+        "max_tokens": 5.0,
+        "reasoning_effort": "low",
+        "metadata": {"team": "docs"},
+    }  # fmt: skip
+    with running(create_app("openai", options=upstream)) as gateway:
+        reply = httpx.post(gateway.url("/v1/chat/completions"), json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    sent = server_app.requests[-1].json
+    # Extensions inside messages and fields chatwire does not know go on untouched;
+    # the model is the upstream's name for it.
+    assert sent == {**body, "model": "some-model", "stream": False}

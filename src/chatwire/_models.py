@@ -208,6 +208,9 @@ def merge_tool_calls(calls: list[dict[str, Any]], delta: ToolCallDelta) -> None:
 
 # -- the request ----------------------------------------------------------------------
 
+# OpenAI's deprecated function calling: refused, never dropped.
+UNSERVED_FIELDS = ("functions", "function_call")
+
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 Tokens = Annotated[int, Meta(ge=1)]
 
@@ -239,6 +242,14 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True, dict=True):
     # More than one choice is not served: each provider streams one answer.
     n: Annotated[int, Meta(ge=1, le=1)] | None = None
     user: str | None = None
+    # OpenAI's deprecated function calling: declared to be refused, never dropped.
+    functions: Any = None
+    function_call: Any = None
+
+    def __post_init__(self) -> None:
+        for name in UNSERVED_FIELDS:
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: the deprecated functions API is not served; send tools")
 
     @property
     def include_usage(self) -> bool:
@@ -247,7 +258,12 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True, dict=True):
     def as_sent(self) -> dict[str, Any]:
         """The request's fields as the client wrote them (the typed ones if it kept none)."""
         sent: dict[str, Any] | None = self.__dict__.get("_sent")
-        return msgspec.to_builtins(self) if sent is None else sent
+        if sent is None:
+            body = self.__dict__.get("_body")
+            # Decoded from JSON text: read it again, once, only when asked.
+            sent = msgspec.to_builtins(self) if body is None else msgspec.json.decode(body)
+            self.__dict__["_sent"] = sent
+        return sent
 
     def set_fields(self) -> Iterator[tuple[str, Any]]:
         """The optional fields this request sets (not null), with their values."""
@@ -268,8 +284,7 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True, dict=True):
 REQUEST_FIELDS = frozenset(ChatRequest.__struct_fields__)
 _OPTIONAL_FIELDS = tuple(name for name in ChatRequest.__struct_fields__ if name != "messages")
 _WHOLE_NUMBER_FIELDS = ("max_tokens", "max_completion_tokens", "seed", "n")
-# OpenAI's deprecated function calling: refused, never dropped.
-UNSERVED_FIELDS = ("functions", "function_call")
+_decoder = msgspec.json.Decoder(ChatRequest)
 
 
 # "Expected `int`, got `str` - at `$.messages[0].content`": the message, then the path.
@@ -296,14 +311,25 @@ def _invalid(error: msgspec.MsgspecError, field: str = "") -> InvalidRequest:
 
 
 def decode_request(body: bytes | str) -> ChatRequest:
-    """A request from its JSON text, checked; ``InvalidRequest`` names what is wrong."""
+    """A request from its JSON text, checked; ``InvalidRequest`` names what is wrong.
+
+    The text is decoded straight into the Structs; it is kept, and read as
+    plain JSON again only if someone asks for the request as sent.
+    """
     try:
-        fields = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"request: the body is not valid JSON ({exc})") from None
-    if not isinstance(fields, dict):
-        raise InvalidRequest("request: the body must be a JSON object")
-    return request_from(fields)
+        request = _decoder.decode(body)
+    except msgspec.DecodeError:
+        # Refused, or 5.0 given for an integer: go the slow way, which accepts
+        # the one and names what is wrong with the other.
+        try:
+            fields = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise InvalidRequest(f"request: the body is not valid JSON ({exc})") from None
+        if not isinstance(fields, dict):
+            raise InvalidRequest("request: the body must be a JSON object") from None
+        return request_from(fields)
+    request.__dict__["_body"] = body
+    return request
 
 
 def request_from(fields: dict[str, Any]) -> ChatRequest:
@@ -313,9 +339,6 @@ def request_from(fields: dict[str, Any]) -> ChatRequest:
     """
     if "messages" not in fields:
         raise InvalidRequest("messages: this field is required")
-    for name in UNSERVED_FIELDS:
-        if fields.get(name) is not None:
-            raise InvalidRequest(f"{name}: the deprecated functions API is not served; send tools")
     typed = fields
     for name in _WHOLE_NUMBER_FIELDS:
         value = fields.get(name)
