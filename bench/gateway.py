@@ -14,7 +14,7 @@ as an error.
 The bars: at 100 streams, gateway tokens/s >= 0.9x direct and added median
 time to first token < 5 ms; at 1000 streams (10 tokens/s each) no errors.
 
-Run: python bench/gateway.py [--tokens 40]
+Run: python bench/gateway.py [--tokens 40] [--streams 1 100 1000]
 """
 
 from __future__ import annotations
@@ -168,6 +168,10 @@ def main() -> None:
         "--ramp", type=float, default=1.0,
         help="seconds over which a level's streams start (0: all at once)",
     )  # fmt: skip
+    parser.add_argument(
+        "--streams", type=int, nargs="*", default=[1, 100, 1000],
+        help="the levels to run, by their number of concurrent streams",
+    )  # fmt: skip
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -175,7 +179,7 @@ def main() -> None:
     # The gateway logs as it would for a user, into a log of its own that goes
     # away with the bench, never into the user's.
     home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
-    levels = [(1, 0.05), (100, 0.05), (1000, 0.1)]
+    levels = [(streams, 0.1 if streams >= 1000 else 0.05) for streams in args.streams]
     for streams, interval in levels:
         ramp = args.ramp if streams > 1 else 0.0
         results = measure(streams, args.tokens, interval, ramp, home.name)
