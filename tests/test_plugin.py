@@ -33,16 +33,41 @@ params = "chatwire.providers.echo supports: (model: str, messages: list, stream:
 """
 
 
+# A plugin written as a Provider class: it declares what it serves.
+CLASS_PLUGIN = """
+from chatwire.providers import Provider
+from chatwire.providers._reply import Reply
+from chatwire._validate import Option
+
+
+class Shout(Provider):
+    name = "shout"
+    url = "https://example.invalid/shout"
+    models = ("shout-1",)
+    fields = {"max_tokens": Option("max_tokens", int, "words", minimum=1, maximum=3)}
+
+    def stream(self, request, model, options):
+        words = request.messages[-1].text.upper().split()[: request.max_tokens or 3]
+        return Reply(iter([word + "!" for word in words]), {"finish_reason": "stop"})
+"""
+
+
+def _install(site: Path, module: str, source: str, entry: str) -> None:
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{module}-1.0.dist-info"
+    info.mkdir()
+    name = module.replace("_", "-")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[chatwire.providers]\n{entry}\n")
+    (info / "RECORD").write_text("")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory where the plugin is installed as pip installs a distribution."""
+    """A directory where the plugins are installed as pip installs a distribution."""
     site = tmp_path_factory.mktemp("site")
-    (site / "chatwire_echo.py").write_text(textwrap.dedent(PLUGIN))
-    info = site / "chatwire_echo-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: chatwire-echo\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[chatwire.providers]\necho = chatwire_echo\n")
-    (info / "RECORD").write_text("")
+    _install(site, "chatwire_echo", PLUGIN, "echo = chatwire_echo")
+    _install(site, "chatwire_shout", CLASS_PLUGIN, "shout = chatwire_shout:Shout")
     return site
 
 
@@ -67,7 +92,9 @@ def test_an_installed_plugin_is_listed_and_answers(site: Path, tmp_path: Path) -
         [CHATWIRE, "logs", "--json"], capture_output=True, text=True, timeout=60, check=True,
         env=env,
     )  # fmt: skip
-    assert [e["response"] for e in json.loads(logged.stdout)] == ["olleh nigulp dlrow "]
+    assert [(e["provider"], e["response"]) for e in json.loads(logged.stdout)] == [
+        ("echo", "olleh nigulp dlrow ")
+    ]
 
 
 def test_the_gateway_serves_a_plugin(site: Path, tmp_path: Path) -> None:
@@ -86,3 +113,23 @@ def test_without_the_plugin_the_name_is_unknown(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "unknown provider 'echo'" in result.stderr
+
+
+def test_a_provider_class_plugin_is_served_within_what_it_declares(
+    site: Path, tmp_path: Path
+) -> None:
+    with serve("-p", "shout,echo", env=with_plugin(site, tmp_path)) as gateway:
+        models = httpx.get(gateway.url("/v1/models")).json()["data"]
+        assert [model["id"] for model in models] == ["shout/shout-1", "echo/echo-1"]
+        ask = {"model": "shout-1", "messages": [{"role": "user", "content": "one two three four"}]}
+        reply = httpx.post(gateway.url("/v1/chat/completions"), json={**ask, "max_tokens": 2})
+        assert reply.json()["choices"][0]["message"]["content"] == "ONE!TWO!"
+        for field, says in [
+            ({"max_tokens": 9}, "max_tokens: provider 'shout' takes words, got 9"),
+            ({"temperature": 0.1}, "temperature: provider 'shout' cannot serve it"),
+            ({"tools": [{"type": "function", "function": {"name": "f"}}]},
+             "tools: provider 'shout' cannot call tools"),
+        ]:  # fmt: skip
+            refused = httpx.post(gateway.url("/v1/chat/completions"), json={**ask, **field})
+            assert refused.status_code == 400
+            assert refused.json()["error"]["message"] == says

@@ -68,7 +68,7 @@ def resolve(provider: object) -> Provider:
     if isinstance(provider, str):
         return get(provider.strip())
     if isinstance(provider, (Provider, ModuleType)):
-        return _as_provider(provider, getattr(provider, "__name__", None))
+        return _as_provider(provider)
     raise InvalidRequest(
         f"provider must be a provider, a provider module or its name, got {type(provider).__name__}"
     )
@@ -85,7 +85,8 @@ def resolve_all(provider: object) -> list[Provider]:
     return [resolve(provider)]
 
 
-def _as_provider(found: object, name: str | None) -> Provider:
+def _as_provider(found: object, name: str | None = None) -> Provider:
+    """``found`` as a provider; a module-style plugin is called by ``name`` (its entry's)."""
     if isinstance(found, type) and issubclass(found, Provider):
         found = found()
     if isinstance(found, Provider):
@@ -96,8 +97,9 @@ def _as_provider(found: object, name: str | None) -> Provider:
             return builtin
         missing = [attr for attr in _REQUIRED if not hasattr(found, attr)]
         if not missing:
-            return ModuleProvider(found)
-        raise InvalidRequest(f"{name!r} is not a chatwire provider (missing: {', '.join(missing)})")
+            return ModuleProvider(found, name)
+        what = name or found.__name__
+        raise InvalidRequest(f"{what!r} is not a chatwire provider (missing: {', '.join(missing)})")
     raise InvalidRequest(f"{name!r} is not a chatwire provider (not a Provider or a module)")
 
 

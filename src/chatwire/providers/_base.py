@@ -268,11 +268,11 @@ class ModuleProvider(Provider):
     keywords. Both reach ``_create_completion`` as keyword arguments.
     """
 
-    def __init__(self, module: ModuleType) -> None:
+    def __init__(self, module: ModuleType, name: str | None = None) -> None:
         from .._models import REQUEST_FIELDS
 
         self.module = module
-        self.name = short_name(module.__name__)  # type: ignore[misc]
+        self.name = name or short_name(module.__name__)  # type: ignore[misc]
         self.url = getattr(module, "url", "")  # type: ignore[misc]
         self.models = tuple(module.model)  # type: ignore[misc]
         self.accepts_any_model = bool(getattr(module, "accepts_any_model", False))  # type: ignore[misc]
