@@ -257,12 +257,16 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True, dict=True):
 
     def as_sent(self) -> dict[str, Any]:
         """The request's fields as the client wrote them (the typed ones if it kept none)."""
-        sent: dict[str, Any] | None = self.__dict__.get("_sent")
+        kept = self.__dict__
+        sent: dict[str, Any] | None = kept.get("_sent")
         if sent is None:
-            body = self.__dict__.get("_body")
+            body = kept.get("_body")
             # Decoded from JSON text: read it again, once, only when asked.
-            sent = msgspec.to_builtins(self) if body is None else msgspec.json.decode(body)
-            self.__dict__["_sent"] = sent
+            if body is None:
+                sent = msgspec.to_builtins(self)
+            else:
+                sent = {**msgspec.json.decode(body), **kept.get("_changes", {})}
+            kept["_sent"] = sent
         return sent
 
     def set_fields(self) -> Iterator[tuple[str, Any]]:
@@ -273,11 +277,14 @@ class ChatRequest(Struct, kw_only=True, omit_defaults=True, dict=True):
                 yield name, value
 
     def replace(self, **changes: Any) -> ChatRequest:
-        """A copy with ``changes``, keeping what was sent."""
+        """A copy with ``changes``, keeping what was sent (with the changes)."""
         changed = msgspec.structs.replace(self, **changes)
-        sent = self.__dict__.get("_sent")
-        if sent is not None:
-            changed.__dict__["_sent"] = {**sent, **changes}
+        kept = self.__dict__
+        if "_sent" in kept:
+            changed.__dict__["_sent"] = {**kept["_sent"], **changes}
+        elif "_body" in kept:
+            changed.__dict__["_body"] = kept["_body"]
+            changed.__dict__["_changes"] = {**kept.get("_changes", {}), **changes}
         return changed
 
 
