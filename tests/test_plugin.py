@@ -46,7 +46,7 @@ class Shout(Provider):
     models = ("shout-1",)
     fields = {"max_tokens": Option("max_tokens", int, "words", minimum=1, maximum=3)}
 
-    def stream(self, request, model, options):
+    def stream(self, request, model, options, transport=None):
         words = request.messages[-1].text.upper().split()[: request.max_tokens or 3]
         return Reply(iter([word + "!" for word in words]), {"finish_reason": "stop"})
 """

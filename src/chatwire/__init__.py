@@ -5,6 +5,9 @@
     for piece in chatwire.ChatCompletion.create(messages=..., stream=True):
         print(piece, end="")
 
+    with chatwire.Client(timeout=30) as client:  # pools and defaults of its own
+        text = client.create(messages=..., provider="openai")
+
 Public names load on first use, so ``import chatwire`` (and so the
 ``chatwire`` command's start-up) costs almost nothing until they are needed.
 """
@@ -32,7 +35,7 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from . import providers
-    from ._client import ChatCompletion
+    from ._client import ChatCompletion, Client
     from ._stream import AsyncStream, Completion, Stream
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "AsyncStream",
     "ChatCompletion",
     "ChatwireError",
+    "Client",
     "Completion",
     "ContextLengthExceeded",
     "InvalidRequest",
@@ -57,6 +61,7 @@ __all__ = [
 # Where each name loaded on first use lives; ``None``: the name is that submodule.
 _HOMES: dict[str, tuple[str, str | None]] = {
     "ChatCompletion": ("._client", "ChatCompletion"),
+    "Client": ("._client", "Client"),
     "Stream": ("._stream", "Stream"),
     "Completion": ("._stream", "Completion"),
     "AsyncStream": ("._stream", "AsyncStream"),

@@ -1,15 +1,20 @@
-"""``ChatCompletion.create`` and ``acreate``: resolve, validate, dispatch.
+"""``Client`` and ``ChatCompletion``: resolve, check once, dispatch.
 
-Both check everything they can (messages, model, options) before any I/O.
-With ``stream=True`` they hand back a ``Stream`` / ``AsyncStream`` of text
-pieces that closes its connection on ``close()``/``aclose()``, on leaving a
-``with`` block, on ``break`` (once the stream is dropped) and on task
-cancellation. With ``stream=False`` they return the whole text.
+A ``Client`` owns what many calls share: its connection pools (an httpx one
+for sync calls, an aiohttp session per event loop for async ones, with the
+CA bundle and proxies the environment named when it was made) and its
+defaults (timeouts, retries, the log). ``ChatCompletion.create`` and
+``acreate`` are the calls of a default client that lives as long as the
+process. Both check everything they can (messages, model, options) before
+any I/O. With ``stream=True`` they hand back a ``Stream`` / ``AsyncStream``
+of text pieces that closes its connection on ``close()``/``aclose()``, on
+leaving a ``with`` block, on ``break`` (once the stream is dropped) and on
+task cancellation. With ``stream=False`` they return the whole text.
 """
 
 from __future__ import annotations
 
-__all__ = ["ChatCompletion", "open_async", "open_sync"]
+__all__ = ["ChatCompletion", "Client"]
 
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -22,10 +27,11 @@ from .providers._base import split_request
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import ModuleType
+    from types import ModuleType, TracebackType
     from typing import TypeAlias
 
     from ._models import ChatRequest
+    from ._transport import Transport
     from .providers import Provider
     from .store import Recorder, Store
 
@@ -81,59 +87,81 @@ def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return ours, options
 
 
-def _prepared(
-    targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]
-) -> tuple[list[Plan], dict[str, Any], Recorder | None, str | None]:
-    ours, options = _split(keywords)
-    plans = make_plans(targets, request, options)
-    first = plans[0]
-    recorder, cid = _recorder(
-        bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
-        first.name, first.model, request.as_sent()["messages"],
-    )  # fmt: skip
-    return plans, ours, recorder, cid
+class Client:
+    """Connection pools and defaults shared by many calls; ``close`` it (or use ``with``).
 
-
-def open_sync(targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]) -> Stream:
-    """A stream of the answer to a typed request from the first of ``targets`` that answers.
-
-    ``keywords`` are the providers' options and chatwire's own (``log``,
-    ``store``, ``conversation_id``, ``max_retries``).
+    ``timeout``, ``connect_timeout`` and ``read_timeout`` apply to every
+    provider that takes them, unless a call says otherwise; so do
+    ``max_retries`` and the log (``log=True``, or ``store=Store(...)``).
+    The CA bundle (``SSL_CERT_FILE``) and proxies (``HTTP_PROXY``,
+    ``HTTPS_PROXY``, ``NO_PROXY``) are read from the environment now.
     """
-    plans, ours, recorder, cid = _prepared(targets, request, keywords)
-    reply = FallbackReply(plans, ours["max_retries"])
-    return Stream(reply, reply.provider, reply.model, recorder, cid)
 
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_retries: int | None = None,
+        log: bool = False,
+        store: Store | None = None,
+    ) -> None:
+        from ._transport import Transport
 
-def open_async(
-    targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]
-) -> AsyncStream:
-    """The async twin of ``open_sync``."""
-    plans, ours, recorder, cid = _prepared(targets, request, keywords)
-    reply = AsyncFallbackReply(plans, ours["max_retries"])
-    return AsyncStream(reply, reply.provider, reply.model, recorder, cid)
+        self._transport: Transport | None = Transport()
+        given = {"timeout": timeout, "connect_timeout": connect_timeout,
+                 "read_timeout": read_timeout}  # fmt: skip
+        self._defaults = {name: value for name, value in given.items() if value is not None}
+        self._own: dict[str, Any] = {"log": log, "store": store}
+        if max_retries is not None:
+            self._own["max_retries"] = max_retries
+        self.closed = False
 
+    @property
+    def transport(self) -> Transport:
+        if self.closed or self._transport is None:
+            raise InvalidRequest("this chatwire.Client is closed")
+        return self._transport
 
-def _open_sync(
-    provider: object, model: str | None, messages: object, stream: bool, kwargs: dict[str, Any]
-) -> Stream:
-    request, keywords = split_request(model, messages, stream, kwargs)
-    return open_sync(providers.resolve_all(provider), request, keywords)
+    def _keywords(self, keywords: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: v for k, v in self._own.items() if v is not None}, **keywords}
 
+    def _prepared(
+        self, targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]
+    ) -> tuple[list[Plan], dict[str, Any], Recorder | None, str | None]:
+        ours, options = _split(self._keywords(keywords))
+        plans = make_plans(targets, request, options, self._defaults, self.transport)
+        first = plans[0]
+        recorder, cid = _recorder(
+            bool(ours.get("log")), ours.get("store"), ours.get("conversation_id"),
+            first.name, first.model, request.as_sent()["messages"],
+        )  # fmt: skip
+        return plans, ours, recorder, cid
 
-def _open_async(
-    provider: object, model: str | None, messages: object, stream: bool, kwargs: dict[str, Any]
-) -> AsyncStream:
-    request, keywords = split_request(model, messages, stream, kwargs)
-    return open_async(providers.resolve_all(provider), request, keywords)
+    def open_sync(
+        self, targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]
+    ) -> Stream:
+        """A stream of the answer to a typed request from the first of ``targets`` that answers.
 
+        ``keywords`` are the providers' options and chatwire's own (``log``,
+        ``store``, ``conversation_id``, ``max_retries``).
+        """
+        plans, ours, recorder, cid = self._prepared(targets, request, keywords)
+        reply = FallbackReply(plans, ours["max_retries"])
+        return Stream(reply, reply.provider, reply.model, recorder, cid)
 
-class ChatCompletion:
-    """The unified entry point, in the shape of the seed's ecosystem."""
+    def open_async(
+        self, targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]
+    ) -> AsyncStream:
+        """The async twin of ``open_sync``."""
+        plans, ours, recorder, cid = self._prepared(targets, request, keywords)
+        reply = AsyncFallbackReply(plans, ours["max_retries"])
+        return AsyncStream(reply, reply.provider, reply.model, recorder, cid)
 
     @overload
-    @staticmethod
     def create(
+        self,
         model: str | None = ...,
         messages: list[Any] | None = ...,
         provider: ProviderSpec = ...,
@@ -142,8 +170,8 @@ class ChatCompletion:
     ) -> str: ...
 
     @overload
-    @staticmethod
     def create(
+        self,
         model: str | None = ...,
         messages: list[Any] | None = ...,
         provider: ProviderSpec = ...,
@@ -152,8 +180,8 @@ class ChatCompletion:
         **kwargs: Any,
     ) -> Stream: ...
 
-    @staticmethod
     def create(
+        self,
         model: str | None = None,
         messages: list[Any] | None = None,
         provider: ProviderSpec = None,
@@ -164,15 +192,17 @@ class ChatCompletion:
 
         Returns the whole text (a ``Completion``: a ``str`` that also carries
         ``tool_calls``, ``finish_reason`` and ``usage``), or with ``stream=True``
-        a ``Stream`` of pieces.
-        Unknown keywords, bad messages and unknown models raise
+        a ``Stream`` of pieces. Keywords named like fields of the chat request
+        (``temperature``, ``tools``, ...) join the typed request; the others
+        are options of the provider. What the provider cannot serve raises
         ``InvalidRequest`` here, before any I/O. ``provider`` may list several
         providers (``["a", "b"]`` or ``"a,b"``) to fall back on in order;
         ``max_retries`` (default 2) bounds retries of transient failures
         before the first piece. ``log=True`` (or ``store=Store(...)``) writes
         the exchange to the conversation log, under ``conversation_id``.
         """
-        opened = _open_sync(provider, model, messages, stream, kwargs)
+        request, keywords = split_request(model, messages, stream, kwargs)
+        opened = self.open_sync(providers.resolve_all(provider), request, keywords)
         if stream:
             return opened
         with opened:
@@ -181,8 +211,8 @@ class ChatCompletion:
             return Completion.of(opened)
 
     @overload
-    @staticmethod
     async def acreate(
+        self,
         model: str | None = ...,
         messages: list[Any] | None = ...,
         provider: ProviderSpec = ...,
@@ -191,8 +221,8 @@ class ChatCompletion:
     ) -> str: ...
 
     @overload
-    @staticmethod
     async def acreate(
+        self,
         model: str | None = ...,
         messages: list[Any] | None = ...,
         provider: ProviderSpec = ...,
@@ -201,8 +231,8 @@ class ChatCompletion:
         **kwargs: Any,
     ) -> AsyncStream: ...
 
-    @staticmethod
     async def acreate(
+        self,
         model: str | None = None,
         messages: list[Any] | None = None,
         provider: ProviderSpec = None,
@@ -210,10 +240,71 @@ class ChatCompletion:
         **kwargs: Any,
     ) -> str | AsyncStream:
         """The async twin of ``create``: ``await`` it for the text or the stream."""
-        opened = _open_async(provider, model, messages, stream, kwargs)
+        request, keywords = split_request(model, messages, stream, kwargs)
+        opened = self.open_async(providers.resolve_all(provider), request, keywords)
         if stream:
             return opened
         async with opened:
             async for _ in opened:  # the stream keeps the text
                 pass
             return Completion.of(opened)
+
+    def close(self) -> None:
+        """Close the connections this client keeps (its streams close on their own)."""
+        if self._transport is not None:
+            self._transport.close()
+        self.closed = True
+
+    async def aclose(self) -> None:
+        """The async twin of ``close``: it also closes this event loop's session."""
+        if self._transport is not None:
+            await self._transport.aclose()
+        self.closed = True
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class _DefaultClient(Client):
+    """The process's client: the shared transport, made on first use, never closed."""
+
+    def __init__(self) -> None:
+        self._defaults = {}
+        self._own = {}
+        self._transport = None
+        self.closed = False
+
+    @property
+    def transport(self) -> Transport:
+        from ._transport import shared
+
+        return shared()
+
+
+_DEFAULT_CLIENT = _DefaultClient()
+
+
+class ChatCompletion:
+    """The unified entry point, in the shape of the seed's ecosystem: a default client's calls."""
+
+    create = _DEFAULT_CLIENT.create
+    acreate = _DEFAULT_CLIENT.acreate

@@ -32,6 +32,7 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._models import ChatRequest
+    from ._transport import Transport
     from .providers import Provider
 
 
@@ -65,30 +66,48 @@ class RetryWait:
 class Plan:
     """One provider, with the request checked against it: the model and options it takes."""
 
-    __slots__ = ("model", "name", "options", "provider", "request")
+    __slots__ = ("model", "name", "options", "provider", "request", "transport")
 
     def __init__(
-        self, provider: Provider, request: ChatRequest, model: str, options: dict[str, Any]
+        self,
+        provider: Provider,
+        request: ChatRequest,
+        model: str,
+        options: dict[str, Any],
+        transport: Transport | None = None,
     ) -> None:
         self.provider = provider
         self.name = provider.name
         self.request = request
         self.model = model
         self.options = options
+        self.transport = transport
 
 
 def make_plans(
-    targets: list[Provider], request: ChatRequest, options: Mapping[str, Any]
+    targets: list[Provider],
+    request: ChatRequest,
+    options: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+    transport: Transport | None = None,
 ) -> list[Plan]:
     """Check the request against each provider, before any I/O.
 
     With one provider, what it cannot serve is an ``InvalidRequest``; with
     several, those that cannot are left out, and only when none can is it one.
     Each provider gets the options it accepts; an option none accepts is refused.
+    ``defaults`` (a client's) go to the providers that accept them, under the
+    options given.
     """
+
+    def with_defaults(provider: Provider, given: Mapping[str, Any]) -> dict[str, Any]:
+        taken = {k: v for k, v in (defaults or {}).items() if k in provider.options}
+        return {**taken, **given}
+
     if len(targets) == 1:
         provider = targets[0]
-        return [Plan(provider, request, *provider.check(request, options))]
+        checked = provider.check(request, with_defaults(provider, options))
+        return [Plan(provider, request, *checked, transport)]
     known = {name for provider in targets for name in provider.options}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -101,7 +120,8 @@ def make_plans(
             continue
         mine = {key: value for key, value in options.items() if key in provider.options}
         try:
-            plans.append(Plan(provider, request, *provider.check(request, mine)))
+            checked = provider.check(request, with_defaults(provider, mine))
+            plans.append(Plan(provider, request, *checked, transport))
         except InvalidRequest as exc:
             reasons.append(f"{provider.name}: {exc}")
     if not plans:
@@ -247,7 +267,7 @@ def _run_sync(
         answering.provider, answering.model = plan.name, plan.model
         attempt = 0
         while True:
-            reply = plan.provider.stream(plan.request, plan.model, plan.options)
+            reply = plan.provider.stream(plan.request, plan.model, plan.options, plan.transport)
             pieces = iter(reply)
             try:
                 first = next(pieces, None)
@@ -281,7 +301,7 @@ async def _run_async(
         answering.provider, answering.model = plan.name, plan.model
         attempt = 0
         while True:
-            reply = plan.provider.astream(plan.request, plan.model, plan.options)
+            reply = plan.provider.astream(plan.request, plan.model, plan.options, plan.transport)
             pieces = aiter(reply)
             try:
                 first = await anext(pieces, None)

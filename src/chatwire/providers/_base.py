@@ -40,6 +40,7 @@ from .._validate import Option, check_model, check_options
 
 if TYPE_CHECKING:
     from .._models import ChatRequest, Message
+    from .._transport import Transport
 
 # Fields every provider serves: the request itself, or settled before it (n is 1).
 _UNIVERSAL = frozenset({"model", "stream", "stream_options", "n"})
@@ -141,15 +142,31 @@ class Provider:
                 field = "role" if message.role == "tool" else "tool_calls"
                 raise InvalidRequest(f"{where}.{field}: provider {self.name!r} cannot call tools")
 
-    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
-        """The answer's pieces (text, tool-call deltas) with its ``meta``; a ``Reply``."""
+    def stream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Any:
+        """The answer's pieces (text, tool-call deltas) with its ``meta``; a ``Reply``.
+
+        A provider that speaks HTTP does it over ``transport`` (the client's
+        connection pools; the process's shared ones when ``None``).
+        """
         raise NotImplementedError
 
-    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
+    def astream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Any:
         """The async twin of ``stream``; by default ``stream`` run on a worker thread."""
         from ._reply import AsyncReply
 
-        reply = self.stream(request, model, options)
+        reply = self.stream(request, model, options, transport)
         return AsyncReply(in_thread(iter(reply)), getattr(reply, "meta", {}))
 
 
@@ -293,13 +310,25 @@ class ModuleProvider(Provider):
         keywords.update(options)
         return (model, text_messages(request), bool(request.stream)), keywords
 
-    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
+    def stream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Any:
         arguments, keywords = self._arguments(request, model, options)
         return self.module._create_completion(*arguments, **keywords)
 
-    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Any:
+    def astream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Any:
         create = getattr(self.module, "_create_async_completion", None)
         if create is None:
-            return super().astream(request, model, options)
+            return super().astream(request, model, options, transport)
         arguments, keywords = self._arguments(request, model, options)
         return create(*arguments, **keywords)

@@ -1,12 +1,9 @@
-"""The shared HTTP drivers: one sync, one async, each running a ``WireRequest``.
+"""Running a ``WireRequest`` over a transport, sync or async, into a ``Reply``.
 
-The drivers own all the I/O and map every transport failure onto the
-chatwire error tree; ``Receiver`` holds the I/O-free state both share. The
-sync driver talks through httpx (``_pool``); the async one through the lean
-client in ``_h1`` (or httpx when a proxy is configured).
-
-``httpx`` is imported inside the drivers, not at module level, so that
-``import chatwire`` stays fast.
+The transport (``chatwire._transport``: httpx for sync, aiohttp for async)
+does the I/O; ``Receiver`` holds the I/O-free state both modes share
+(decoding, the text so far, progress) and maps transport failures onto the
+chatwire error tree.
 """
 
 from __future__ import annotations
@@ -32,10 +29,7 @@ from ._protocol import EndOfStream, WireRequest
 from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
-    import httpx
-
-    from ._h1 import Response, TransportError
-    from ._pool import ProxiedResponse
+    from .._transport import Transport, TransportError
 
 _ERROR_BODY_BYTES = 512
 _MAX_BODY_FACTOR = 16
@@ -133,7 +127,7 @@ class Receiver:
 
     def failure(self, exc: TransportError) -> ProviderError:
         """Map a transport failure onto the chatwire tree."""
-        from ._h1 import ConnectFailed, ConnectTimedOut, ReadTimedOut
+        from .._transport import ConnectFailed, ConnectTimedOut, ReadTimedOut
 
         request = self.request
         where: dict[str, Any] = {"provider": request.provider, "url": request.url}
@@ -201,131 +195,68 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _timeout(request: WireRequest) -> httpx.Timeout:
-    import httpx
-
-    return httpx.Timeout(
-        connect=request.connect_timeout,
-        read=request.read_timeout,
-        write=request.read_timeout,
-        pool=request.connect_timeout,
-    )
-
-
-def stream_sync(request: WireRequest) -> Reply:
+def stream_sync(request: WireRequest, transport: Transport | None = None) -> Reply:
     """POST the request; its ``Reply`` yields text as it arrives and always closes."""
     meta: dict[str, Any] = {}
-    return Reply(_exchange_sync(request, Receiver(request, meta)), meta)
+    return Reply(_exchange_sync(request, Receiver(request, meta), transport), meta)
 
 
-def stream_async(request: WireRequest) -> AsyncReply:
+def stream_async(request: WireRequest, transport: Transport | None = None) -> AsyncReply:
     """The async twin of ``stream_sync``."""
     meta: dict[str, Any] = {}
-    return AsyncReply(_exchange_async(request, Receiver(request, meta)), meta)
+    return AsyncReply(_exchange_async(request, Receiver(request, meta), transport), meta)
 
 
-def _exchange_sync(request: WireRequest, receiver: Receiver) -> Iterator[str]:
-    import httpx
+def _exchange_sync(
+    request: WireRequest, receiver: Receiver, transport: Transport | None
+) -> Iterator[str]:
+    from .._transport import TransportError, shared
 
-    from ._pool import borrow_sync, transport_error
-
+    driver = (transport or shared()).sync
     try:
-        with (
-            borrow_sync(request.url) as client,
-            client.stream(
-                "POST",
-                request.url,
-                content=request.body,
-                headers=dict(request.headers),
-                timeout=_timeout(request),
-            ) as response,
-        ):
-            if response.status_code >= 400:
+        with driver.post(
+            request.url, request.body, request.headers,
+            request.connect_timeout, request.read_timeout,
+        ) as response:  # fmt: skip
+            chunks = response.chunks()
+            if response.status >= 400:
                 head = b""
-                for chunk in response.iter_bytes():
+                for chunk in chunks:
                     head += chunk
                     if len(head) >= _ERROR_BODY_BYTES:
                         break
-                raise receiver.http_error(response.status_code, head, response.headers)
+                raise receiver.http_error(response.status, head, response.headers)
             if request.read_body is not None:
                 body = bytearray()
-                for chunk in response.iter_bytes():
+                for chunk in chunks:
                     body += chunk
                     receiver.check_body_size(len(body))
                 yield from receiver.whole_body(bytes(body))
                 return
-            chunks = response.iter_bytes()
             for chunk in chunks:
                 yield from receiver.feed(chunk)
                 if receiver.failed is not None:
                     raise receiver.failed
                 if receiver.done:
-                    _read_to_end_sync(response, chunks)
+                    response.drain(_DRAIN_SECONDS)
                     return
-    except httpx.HTTPError as exc:
-        raise receiver.failure(transport_error(exc)) from exc
+    except TransportError as exc:
+        raise receiver.failure(exc) from exc
     except ProviderError as exc:
         raise receiver.annotate(exc) from exc.__cause__
 
 
-def _read_to_end_sync(response: httpx.Response, chunks: Iterator[bytes]) -> None:
-    """The sync twin of ``_read_to_end``: a response read to its end keeps its connection."""
-    import httpx
+async def _exchange_async(
+    request: WireRequest, receiver: Receiver, transport: Transport | None
+) -> AsyncIterator[str]:
+    from .._transport import TransportError, shared
 
-    # httpcore takes the read timeout from the request for every read, so a
-    # server that holds the body open after the answer costs a moment, not
-    # the whole read timeout.
-    timeouts = response.request.extensions.get("timeout")
-    if isinstance(timeouts, dict):
-        timeouts["read"] = min(timeouts.get("read") or _DRAIN_SECONDS, _DRAIN_SECONDS)
-    deadline = time.monotonic() + _DRAIN_SECONDS
+    driver = (transport or shared()).async_
     try:
-        for _ in chunks:
-            if time.monotonic() > deadline:
-                return
-    except httpx.HTTPError:
-        pass
-
-
-async def _post_async(request: WireRequest) -> Response | ProxiedResponse:
-    from . import _h1
-
-    if _h1.uses_proxy(request.url):
-        from ._pool import post_via_proxy
-
-        return await post_via_proxy(request.url, request.body, request.headers, _timeout(request))
-    return await _h1.post(
-        request.url,
-        request.body,
-        request.headers,
-        connect_timeout=request.connect_timeout,
-        read_timeout=request.read_timeout,
-    )
-
-
-async def _read_to_end(response: Response | ProxiedResponse) -> None:
-    """Read the end of a finished answer so its connection can be reused.
-
-    Servers end the body right after ``[DONE]``; one that keeps it open gets
-    a moment, then the connection is closed rather than kept.
-    """
-    import asyncio
-
-    from ._h1 import TransportError
-
-    try:
-        async with asyncio.timeout(_DRAIN_SECONDS):
-            while await response.read():
-                pass
-    except (TimeoutError, TransportError):
-        pass
-
-
-async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIterator[str]:
-    from ._h1 import TransportError
-
-    try:
-        response = await _post_async(request)
+        response = await driver.post(
+            request.url, request.body, request.headers,
+            request.connect_timeout, request.read_timeout,
+        )  # fmt: skip
         try:
             if response.status >= 400:
                 head = b""
@@ -346,7 +277,7 @@ async def _exchange_async(request: WireRequest, receiver: Receiver) -> AsyncIter
                 if receiver.failed is not None:
                     raise receiver.failed
                 if receiver.done:
-                    await _read_to_end(response)
+                    await response.drain(_DRAIN_SECONDS)
                     return
         finally:
             await response.aclose()

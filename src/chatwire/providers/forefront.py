@@ -32,6 +32,7 @@ from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
     from .._models import ChatRequest
+    from .._transport import Transport
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -136,11 +137,23 @@ class Forefront(Provider):
             options=options,
         )
 
-    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Reply:
-        return stream_sync(self._wire(request, options))
+    def stream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Reply:
+        return stream_sync(self._wire(request, options), transport)
 
-    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> AsyncReply:
-        return stream_async(self._wire(request, options))
+    def astream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> AsyncReply:
+        return stream_async(self._wire(request, options), transport)
 
 
 provider = Forefront()

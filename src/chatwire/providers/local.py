@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from llama_cpp import Llama
 
     from .._models import ChatRequest, ResponseFormat, Tool
+    from .._transport import Transport
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -449,11 +450,23 @@ class Local(Provider):
         if tools is not None:
             _tool_call_grammar(tools)
 
-    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Reply:
+    def stream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Reply:
         meta: dict[str, Any] = {}
         return Reply(_generate(_Prepared(request, options), meta), meta)
 
-    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> AsyncReply:
+    def astream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> AsyncReply:
         """Generation runs on a producer thread, off the event loop."""
         meta: dict[str, Any] = {}
         pieces = _generate(_Prepared(request, options), meta)

@@ -35,6 +35,7 @@ from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
     from .._models import ChatRequest
+    from .._transport import Transport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -216,11 +217,23 @@ class OpenAICompatible(Provider):
             headers=headers,
         )
 
-    def stream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> Reply:
-        return stream_sync(self._wire(request, model, options))
+    def stream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Reply:
+        return stream_sync(self._wire(request, model, options), transport)
 
-    def astream(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> AsyncReply:
-        return stream_async(self._wire(request, model, options))
+    def astream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> AsyncReply:
+        return stream_async(self._wire(request, model, options), transport)
 
 
 provider = OpenAICompatible()

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 __all__ = ["Gateway", "create_app"]
 
+import contextlib
 import hmac
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -33,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import providers
-from .._client import open_async
+from .._client import Client
 from .._errors import AllProvidersFailed, ContextLengthExceeded, InvalidRequest, ProviderError
 from .._stream import AsyncStream
 
@@ -83,6 +84,8 @@ class Gateway:
         self.store = store
         self.max_concurrent = max_concurrent
         self.active = 0  # requests being answered; the event loop is the only writer
+        # Its connection pools, for the life of the server; closed when it stops.
+        self.client = Client()
 
     def route(self, model: str | None) -> tuple[list[Provider], str | None]:
         """``provider/model``, a provider's name, a listed model, else the default.
@@ -186,7 +189,7 @@ class Gateway:
             chat = chat.replace(model=model)
         self.admit()
         try:
-            stream = open_async(
+            stream = self.client.open_async(
                 targets, chat,
                 {**self.options_for(targets), "store": self.store,
                  "conversation_id": conversation_id},
@@ -269,7 +272,14 @@ def create_app(
                 expose_headers=[CONVERSATION_HEADER],
             )
         )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.client.aclose()
+
     app = Starlette(
+        lifespan=lifespan,
         middleware=middleware,
         routes=[
             *api_routes(gateway),
