@@ -48,25 +48,38 @@ def transport_error(exc: BaseException) -> TransportError:
 class AsyncResponse:
     """A streamed response: its status, headers and body as it arrives."""
 
-    __slots__ = ("_read_timeout", "_response", "headers", "status")
+    __slots__ = ("_last_read", "_loop", "_read_timeout", "_response", "_watch", "headers", "status")
 
     def __init__(self, response: aiohttp.ClientResponse, read_timeout: float) -> None:
         self._response = response
         self._read_timeout = read_timeout
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
+        # The read timeout of the body is kept here, with one timer a response:
+        # aiohttp's own moves a timer on every chunk (a tenth of the CPU an event
+        # costs), and its C parser can wait for ever on a malformed chunk-size
+        # line even once the server has closed, which this timer ends too.
+        self._loop = asyncio.get_running_loop()
+        self._last_read = self._loop.time()
+        self._watch = self._loop.call_later(read_timeout, self._check_progress)
+
+    def _check_progress(self) -> None:
+        silent = self._loop.time() - self._last_read
+        if silent < self._read_timeout:
+            self._watch = self._loop.call_later(self._read_timeout - silent, self._check_progress)
+            return
+        self._response.content.set_exception(
+            ReadTimedOut(f"nothing read for {self._read_timeout:g}s")
+        )
 
     async def read(self) -> bytes:
         """What has arrived of the body (decompressed); ``b""`` at its end."""
         try:
-            # aiohttp's own read timeout is not enough: its C parser can wait for
-            # ever on a malformed chunk-size line, even once the server has closed.
-            async with asyncio.timeout(self._read_timeout):
-                return await self._response.content.readany()
-        except TimeoutError as exc:
-            raise ReadTimedOut(str(exc) or "read timeout") from exc
-        except aiohttp.ClientError as exc:
+            data = await self._response.content.readany()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc) from exc
+        self._last_read = self._loop.time()
+        return data
 
     async def drain(self, seconds: float) -> None:
         """Read the end of the body for at most ``seconds``, so the connection is kept."""
@@ -74,10 +87,11 @@ class AsyncResponse:
             async with asyncio.timeout(seconds):
                 while await self._response.content.readany():
                     pass
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, TimeoutError, TransportError):
             pass
 
     async def aclose(self) -> None:
+        self._watch.cancel()
         # A body read to its end hands the connection back; one cut short closes it.
         if self._response.content.is_eof():
             self._response.release()
@@ -146,17 +160,18 @@ class AsyncDriver:
     ) -> AsyncResponse:
         """The response to a POST, its body left to read; ``aclose`` it."""
         session = await self._session()
+        # The body's read timeout is AsyncResponse's; until the head, one bound.
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_connect=connect_timeout,
-            sock_read=read_timeout,
-        )  # fmt: skip
+            total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=None
+        )
         proxy = self._settings.proxy_for(url)
         for attempt in (1, 2):
             try:
-                response = await session.post(
-                    url, data=body, headers=headers, timeout=timeout, proxy=proxy,
-                    allow_redirects=False,
-                )  # fmt: skip
+                async with asyncio.timeout(connect_timeout + read_timeout):
+                    response = await session.post(
+                        url, data=body, headers=headers, timeout=timeout, proxy=proxy,
+                        allow_redirects=False,
+                    )  # fmt: skip
             except aiohttp.ClientConnectorError as exc:
                 raise transport_error(exc) from exc
             except _STALE as exc:
