@@ -11,7 +11,7 @@ answers ``POST /free-chat`` with a Forefront-style stream of short
   server sends tokens; each read brings one event. Wall time is the server's,
   so this reports the client's CPU time per event (the best run).
 
-Four clients read the whole answer, taking turns, several times:
+Six clients read the whole answer, taking turns, several times:
 
 - seed: the seed's own Forefront provider (requests, ``iter_lines``);
 - chatwire: chatwire's Forefront provider, ``forefront._create_completion``,
@@ -20,7 +20,10 @@ Four clients read the whole answer, taking turns, several times:
   stream=True)``, which adds validation and the ``Stream`` wrapper;
 - httpx-sse: ``httpx_sse.connect_sse`` on one ``httpx.Client`` kept for the
   whole bench (chatwire keeps its connections too), plus ``json.loads`` of
-  each event.
+  each event;
+- chatwire-async and httpx-sse-async: ``ChatCompletion.acreate`` and
+  ``httpx_sse.aconnect_sse`` on one ``httpx.AsyncClient``, both on one event
+  loop kept for the whole bench.
 
 All must yield the same pieces. The server stops when the bench ends (or
 when its parent dies, or after a time limit), and a watchdog bounds the run.
@@ -43,6 +46,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from _env import ensure_venv
 
@@ -244,11 +248,55 @@ def httpx_sse_client(url: str) -> Iterator[str]:
             yield json.loads(event.data)["delta"]
 
 
+# The async clients share one event loop for the whole bench, so that each
+# keeps its connections between reads as a long-lived program does.
+_loop: list[asyncio.AbstractEventLoop] = []
+
+
+def _on_loop(work: Any) -> list[str]:
+    if not _loop:
+        _loop.append(asyncio.new_event_loop())
+    pieces: list[str] = _loop[0].run_until_complete(work)
+    return pieces
+
+
+def chatwire_async_client(url: str) -> Iterator[str]:
+    import chatwire
+
+    async def collect() -> list[str]:
+        stream = await chatwire.ChatCompletion.acreate(
+            messages=MESSAGES, provider="forefront", stream=True, base_url=url
+        )
+        return [piece async for piece in stream]
+
+    return iter(_on_loop(collect()))
+
+
+_async_httpx_clients: list[object] = []
+
+
+def httpx_sse_async_client(url: str) -> Iterator[str]:
+    import httpx
+    import httpx_sse
+
+    async def collect() -> list[str]:
+        if not _async_httpx_clients:
+            _async_httpx_clients.append(httpx.AsyncClient(timeout=60))
+        client = _async_httpx_clients[0]
+        assert isinstance(client, httpx.AsyncClient)
+        async with httpx_sse.aconnect_sse(client, "POST", url, json=BODY) as source:
+            return [json.loads(event.data)["delta"] async for event in source.aiter_sse()]
+
+    return iter(_on_loop(collect()))
+
+
 CLIENTS: dict[str, Callable[[str], Iterator[str]]] = {
     "seed": seed_client,
     "chatwire": provider_client,
     "ChatCompletion": chatwire_client,
     "httpx-sse": httpx_sse_client,
+    "chatwire-async": chatwire_async_client,
+    "httpx-sse-async": httpx_sse_async_client,
 }
 
 
@@ -295,7 +343,9 @@ def bench_bulk(count: int, repeats: int) -> None:
     print(
         f"wire bulk chatwire/seed = {rates['chatwire'] / rates['seed']:.2f}x (bar >= 2x), "
         f"ChatCompletion/seed = {rates['ChatCompletion'] / rates['seed']:.2f}x, "
-        f"chatwire/httpx-sse = {rates['chatwire'] / rates['httpx-sse']:.2f}x",
+        f"chatwire/httpx-sse = {rates['chatwire'] / rates['httpx-sse']:.2f}x, "
+        f"chatwire-async/httpx-sse-async = "
+        f"{rates['chatwire-async'] / rates['httpx-sse-async']:.2f}x",
         flush=True,
     )
 
@@ -315,7 +365,9 @@ def bench_paced(count: int, repeats: int, pace: float) -> None:
     print(
         f"wire paced CPU seed/chatwire = {cpu['seed'] / cpu['chatwire']:.2f}x, "
         f"httpx-sse/chatwire = {cpu['httpx-sse'] / cpu['chatwire']:.2f}x, "
-        f"ChatCompletion/chatwire = {cpu['ChatCompletion'] / cpu['chatwire']:.2f}x",
+        f"ChatCompletion/chatwire = {cpu['ChatCompletion'] / cpu['chatwire']:.2f}x, "
+        f"httpx-sse-async/chatwire-async = "
+        f"{cpu['httpx-sse-async'] / cpu['chatwire-async']:.2f}x",
         flush=True,
     )
 
@@ -337,6 +389,9 @@ def main() -> None:
     bench_bulk(args.events, args.repeats)
     bench_paced(args.paced_events, args.repeats, args.pace)
     faulthandler.cancel_dump_traceback_later()
+    for loop in _loop:  # as asyncio.run ends a loop: what lives on it closes
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 if __name__ == "__main__":
