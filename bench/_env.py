@@ -19,10 +19,11 @@ ROOT = BENCH.parent
 VENV = BENCH / ".venv"
 PYTHON = VENV / "bin" / "python"
 MARKER = VENV / "bench-installed.txt"
-# fastapi and python-multipart: what `g4f api` needs beyond g4f itself (bench/load.py).
+# fastapi and python-multipart: what `g4f api` needs beyond g4f itself (bench/load.py);
+# litellm[proxy]: LiteLLM's gateway, the peer of bench/gateway.py.
 PEERS = (
-    "openai", "httpx-sse", "requests", "g4f", "fastapi", "python-multipart", "litellm", "llm",
-    "pydantic",
+    "openai", "httpx-sse", "requests", "g4f", "fastapi", "python-multipart", "litellm[proxy]",
+    "llm", "pydantic",
 )  # fmt: skip
 
 

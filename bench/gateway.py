@@ -1,20 +1,23 @@
-"""Gateway overhead: streams through ``chatwire serve`` against the upstream directly.
+"""Gateway overhead: ``chatwire serve`` and LiteLLM's proxy, against the upstream directly.
 
 A fake OpenAI-compatible upstream (``_fake_upstream.py``, its own process)
-streams N tokens per request at a fixed pace. ``chatwire serve --provider
-openai`` runs in front of it as one server process. The same light asyncio
-client opens 1, 100 and 1000 concurrent streams, first to the upstream
-directly and then through the gateway, and measures time to first token
-(median over streams) and tokens/second (all tokens / wall time). A level's
-streams start spread evenly over ``--ramp`` seconds (default 1 s: arrivals
-as a real service sees them; 0 sends them all in the same instant), the same
-for both paths. Every stream must deliver all N tokens; anything else counts
-as an error.
+streams N tokens per request at a fixed pace. In front of it, each as one
+server process behind an API key with no log: ``chatwire serve --provider
+openai`` and the peer, LiteLLM's proxy (``litellm --config``, one worker,
+its model cost map read locally). The same light asyncio client opens 1, 100
+and 1000 concurrent streams, to the upstream directly and then through each
+gateway, and measures time to first token (median over streams), tokens per
+second (all tokens / wall time) and each gateway's CPU time (its process and
+any children) per request. A level's streams start spread evenly over
+``--ramp`` seconds (default 1 s: arrivals as a real service sees them; 0
+sends them all in the same instant), the same for every path. Every stream
+must deliver all N tokens; anything else counts as an error.
 
-The bars: at 100 streams, gateway tokens/s >= 0.9x direct and added median
-time to first token < 5 ms; at 1000 streams (10 tokens/s each) no errors.
+The bars: at 100 streams, chatwire's tokens/s >= 0.9x direct and added
+median time to first token < 5 ms; at 1000 streams (10 tokens/s each) no
+errors; chatwire's CPU per request at most 1/33 of LiteLLM's in the same run.
 
-Run: python bench/gateway.py [--tokens 40] [--streams 1 100 1000]
+Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from _env import ensure_venv
 
 BENCH = Path(__file__).resolve().parent
 TOKEN = b"@@"
@@ -58,6 +63,28 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], within: float = 6
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+LEVEL_LIMIT_SECONDS = 600.0
+LITELLM_KEY = "sk-bench"  # LiteLLM wants its master key to start with sk-
+LITELLM_CONFIG = """
+model_list:
+  - model_name: fake
+    litellm_params:
+      model: openai/fake
+      api_base: http://127.0.0.1:{upstream}/v1
+      api_key: bench
+general_settings:
+  master_key: {key}
+"""
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    key: str
+    process: subprocess.Popen[bytes] | None = None
+
+
 @dataclass
 class Result:
     ttft: list[float]
@@ -68,22 +95,40 @@ class Result:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time of a process and its living descendants, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, family = 0.0, {pid}
+    for candidate in sorted(parents):  # a child's pid may be lower: walk up instead
+        ancestor = candidate
+        while ancestor in parents and ancestor not in family and ancestor > 1:
+            ancestor = parents[ancestor]
+        if ancestor in family:
+            family.add(candidate)
+    for member in family:
+        total += times.get(member, 0.0)
+    return total
 
 
-async def one_stream(
-    port: int, path: str, body: bytes, expected: int, delay: float
-) -> tuple[float, int]:
+async def one_stream(target: Target, body: bytes, expected: int, delay: float) -> tuple[float, int]:
     """Time to first token and tokens received, over one raw HTTP/1.1 connection."""
     await asyncio.sleep(delay)
     start = time.perf_counter()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
     writer.write(
-        b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer bench\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
-        % (path.encode(), len(body), body)
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+        % (target.key.encode(), len(body), body)
     )
     first = -1.0
     seen = 0
@@ -104,15 +149,15 @@ async def one_stream(
     return first, seen if seen == expected else -seen
 
 
-async def run_level(port: int, path: str, streams: int, tokens: int, ramp: float) -> Result:
+async def run_level(target: Target, streams: int, tokens: int, ramp: float) -> Result:
     """``streams`` concurrent streams, their starts spread evenly over ``ramp`` seconds."""
     body = json.dumps(
         {"model": "fake", "stream": True, "messages": [{"role": "user", "content": "go"}]}
     ).encode()
     start = time.perf_counter()
-    outcomes = await asyncio.gather(
-        *(one_stream(port, path, body, tokens, i * ramp / streams) for i in range(streams)),
-        return_exceptions=True,
+    pending = [one_stream(target, body, tokens, i * ramp / streams) for i in range(streams)]
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*pending, return_exceptions=True), LEVEL_LIMIT_SECONDS
     )
     wall = time.perf_counter() - start
     ttft, total, errors = [], 0, 0
@@ -129,41 +174,99 @@ def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
+def start_litellm(upstream: int, home: str) -> Target:
+    port = free_port()
+    config = Path(home) / "litellm.yaml"
+    config.write_text(LITELLM_CONFIG.format(upstream=upstream, key=LITELLM_KEY))
+    litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or "litellm"
+    environment = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    process = subprocess.Popen(
+        [litellm, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+         "--num_workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment, cwd=home,
+    )  # fmt: skip
+    return Target("litellm", port, LITELLM_KEY, process)
+
+
 def measure(
-    streams: int, tokens: int, interval: float, ramp: float, home: str
+    streams: int, tokens: int, interval: float, ramp: float, home: str, litellm: bool
 ) -> dict[str, Result]:
     upstream_port, gateway_port = free_port(), free_port()
     upstream = start([
         sys.executable, str(BENCH / "_fake_upstream.py"), str(upstream_port),
-        "--tokens", str(tokens), "--interval", str(interval), "--lifetime", "900",
+        "--tokens", str(tokens), "--interval", str(interval), "--lifetime", "1800",
     ])  # fmt: skip
     chatwire = shutil.which("chatwire", path=str(Path(sys.executable).parent)) or "chatwire"
     gateway = start([
-        chatwire, "serve", "--port", str(gateway_port), "--provider", "openai",
+        chatwire, "serve", "--port", str(gateway_port), "--provider", "openai", "--no-log",
+        "--api-key", "bench",
         "-o", f"base_url=http://127.0.0.1:{upstream_port}/v1", "-o", "api_key=bench",
     ], env={**os.environ, "CHATWIRE_HOME": home})  # fmt: skip
+    direct = Target("direct", upstream_port, "bench", upstream)
+    targets = [Target("chatwire", gateway_port, "bench", gateway)]
+    if litellm:
+        targets.append(start_litellm(upstream_port, home))
     try:
-        wait_for_port(upstream_port, upstream)
-        wait_for_port(gateway_port, gateway)
-        path = "/v1/chat/completions"
-        # Warm both paths at the same load (imports, pooled upstream connections),
-        # so the timed run measures a gateway in its steady state.
-        asyncio.run(run_level(upstream_port, path, streams, tokens, ramp))
-        asyncio.run(run_level(gateway_port, path, streams, tokens, ramp))
-        direct = asyncio.run(run_level(upstream_port, path, streams, tokens, ramp))
-        before = cpu_seconds(gateway.pid)
-        through = asyncio.run(run_level(gateway_port, path, streams, tokens, ramp))
-        through.cpu = cpu_seconds(gateway.pid) - before
-        return {"direct": direct, "gateway": through}
+        for target in [direct, *targets]:
+            assert target.process is not None
+            wait_for_port(target.port, target.process, within=180)
+        # Warm every path at the same load (imports, pooled upstream connections),
+        # so the timed run measures each gateway in its steady state.
+        for target in [direct, *targets]:
+            asyncio.run(run_level(target, streams, tokens, ramp))
+        results = {"direct": asyncio.run(run_level(direct, streams, tokens, ramp))}
+        for target in targets:
+            assert target.process is not None
+            before = cpu_seconds(target.process.pid)
+            results[target.name] = asyncio.run(run_level(target, streams, tokens, ramp))
+            results[target.name].cpu = cpu_seconds(target.process.pid) - before
+        return results
     finally:
-        for process in (gateway, upstream):
-            process.terminate()
-            process.wait(timeout=30)
+        for target in [*targets, direct]:
+            assert target.process is not None
+            target.process.terminate()
+            try:
+                target.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                target.process.kill()
+                target.process.wait(timeout=30)
+
+
+def report(streams: int, tokens: int, results: dict[str, Result]) -> None:
+    direct = results["direct"]
+    direct_rate = direct.tokens / direct.wall
+    direct_ttft = statistics.median(direct.ttft) if direct.ttft else float("nan")
+    print(
+        f"gateway {streams:4} streams x {tokens} tokens direct  : {direct_rate:8.0f} tokens/s, "
+        f"median first token {direct_ttft * 1000:7.1f} ms, errors {direct.errors}"
+    )
+    cpu: dict[str, float] = {}
+    for name, result in results.items():
+        if name == "direct":
+            continue
+        rate = result.tokens / result.wall
+        added = (
+            (statistics.median(result.ttft) - direct_ttft) * 1000 if result.ttft else float("nan")
+        )
+        requests = streams - result.errors
+        cpu[name] = result.cpu / max(requests, 1) * 1000
+        print(
+            f"gateway {streams:4} streams {name:8}: tokens/s {rate / direct_rate:.3f}x direct, "
+            f"added median first token {added:.1f} ms, CPU {cpu[name]:.2f} ms/request "
+            f"({result.cpu / max(result.tokens, 1) * 1e6:.0f} us/token), errors {result.errors}"
+        )
+    if "litellm" in cpu:
+        print(
+            f"gateway {streams:4} streams: CPU per request chatwire/litellm = "
+            f"{cpu['chatwire'] / cpu['litellm']:.3f} (bar <= 1/33 = 0.030)"
+        )
+    sys.stdout.flush()
 
 
 def main() -> None:
+    ensure_venv()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument(
         "--ramp", type=float, default=1.0,
         help="seconds over which a level's streams start (0: all at once)",
@@ -172,40 +275,20 @@ def main() -> None:
         "--streams", type=int, nargs="*", default=[1, 100, 1000],
         help="the levels to run, by their number of concurrent streams",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-litellm", dest="litellm", action="store_false", help="leave the peer out"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    # The gateway logs as it would for a user, into a log of its own that goes
-    # away with the bench, never into the user's.
+    # A scratch home for the gateways' files, never the user's.
     home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
     levels = [(streams, 0.1 if streams >= 1000 else 0.05) for streams in args.streams]
     for streams, interval in levels:
         ramp = args.ramp if streams > 1 else 0.0
-        results = measure(streams, args.tokens, interval, ramp, home.name)
-        rates = {}
-        for name, result in results.items():
-            rate = result.tokens / result.wall
-            rates[name] = rate
-            ttft = statistics.median(result.ttft) * 1000 if result.ttft else float("nan")
-            print(
-                f"gateway {streams:4} streams x {args.tokens} tokens @ {1 / interval:g}/s, "
-                f"ramp {args.ramp:g}s "
-                f"{name:8}: {rate:8.0f} tokens/s, median first token {ttft:7.1f} ms, "
-                f"errors {result.errors}"
-            )
-        added = float("nan")
-        if results["gateway"].ttft and results["direct"].ttft:
-            gateway_ttft = statistics.median(results["gateway"].ttft)
-            added = (gateway_ttft - statistics.median(results["direct"].ttft)) * 1000
-        print(
-            f"gateway {streams:4} streams: tokens/s gateway/direct = "
-            f"{rates['gateway'] / rates['direct']:.3f}x, added median first token "
-            f"{added:.2f} ms, errors {results['gateway'].errors}, gateway CPU "
-            f"{results['gateway'].cpu / max(results['gateway'].tokens, 1) * 1e6:.0f} us/token "
-            f"(bars: >= 0.9x and < 5 ms at 100; no errors at 1000)"
-        )
-        sys.stdout.flush()
+        results = measure(streams, args.tokens, interval, ramp, home.name, args.litellm)
+        report(streams, args.tokens, results)
     home.cleanup()
 
 
