@@ -133,3 +133,51 @@ def test_a_provider_class_plugin_is_served_within_what_it_declares(
             refused = httpx.post(gateway.url("/v1/chat/completions"), json={**ask, **field})
             assert refused.status_code == 400
             assert refused.json()["error"]["message"] == says
+
+
+def test_cancelling_a_sync_only_plugin_mid_answer_cancels_cleanly() -> None:
+    """Its generator runs on a thread; the cancel waits for the piece in flight, then closes it."""
+    import asyncio
+    import threading
+    import types
+
+    import chatwire
+
+    inside = threading.Event()
+    release = threading.Event()
+    closed = threading.Event()
+    plugin = types.ModuleType("slow_plugin")
+
+    def _create_completion(model: str, messages: list, stream: bool, **kwargs: object):  # type: ignore[no-untyped-def, type-arg]
+        try:
+            yield "first "
+            inside.set()
+            release.wait(60)  # the thread is inside next() when the task is cancelled
+            yield "second"
+        finally:
+            closed.set()
+
+    plugin.__dict__.update(
+        url="https://example.invalid", model=["slow-1"], supports_stream=True,
+        needs_auth=False, _create_completion=_create_completion,
+    )  # fmt: skip
+
+    async def main() -> None:
+        stream = await chatwire.ChatCompletion.acreate(
+            messages=[{"role": "user", "content": "hi"}], provider=plugin, stream=True
+        )
+
+        async def read() -> None:
+            async for _ in stream:
+                pass
+
+        task = asyncio.ensure_future(read())
+        await asyncio.to_thread(inside.wait, 60)
+        task.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert closed.is_set()

@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ import trustme
 
 import chatwire
 from chatwire._transport import _async
+from chatwire._transport._settings import Settings
 
 from .servers import delta_event
 
@@ -521,3 +523,80 @@ def test_the_default_calls_share_one_pool_per_mode(mode: str) -> None:
             answers = asyncio.run(async_twice(server.url()))
         assert answers == ["Hello, world"] * 2
         assert server.connections == 1
+
+
+def test_a_caller_slow_between_reads_is_not_a_silent_server(mode: str) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(sized(BODY))
+
+    def lagging(url: str) -> str:
+        with chatwire.Client() as client:
+            stream = client.create(
+                messages=MESSAGES, provider="forefront", base_url=url, stream=True,
+                max_retries=0, read_timeout=0.2,
+            )  # fmt: skip
+            with stream:
+                first = next(stream)
+                time.sleep(0.6)  # longer than the read timeout, spent by the caller
+                return first + "".join(stream)
+
+    async def alagging(url: str) -> str:
+        async with chatwire.Client() as client:
+            stream = await client.acreate(
+                messages=MESSAGES, provider="forefront", base_url=url, stream=True,
+                max_retries=0, read_timeout=0.2,
+            )  # fmt: skip
+            async with stream:
+                first = await anext(stream)
+                await asyncio.sleep(0.6)
+                return first + "".join([piece async for piece in stream])
+
+    with RawServer(handler) as server:
+        answer = lagging(server.url()) if mode == "sync" else asyncio.run(alagging(server.url()))
+    assert answer == "Hello, world"
+
+
+def test_a_body_held_open_after_the_answer_costs_the_connection() -> None:
+    # Async only: httpx cannot say whether the body's end is buffered, so the sync
+    # driver waits for it up to the read timeout.
+    closed = threading.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(CHUNKED_HEAD + b"\r\n" + chunk(BODY + b"data: [DONE]\n\n"))
+        await writer.drain()
+        await reader.read()  # the body is never ended; b"" once the client gives up on it
+        closed.set()
+
+    async def async_answer(url: str) -> tuple[str, bool]:
+        async with chatwire.Client() as client:
+            text = await client.acreate(
+                messages=MESSAGES, provider="forefront", base_url=url, max_retries=0
+            )
+            return text, await asyncio.to_thread(closed.wait, 60)
+
+    with RawServer(handler) as server:
+        outcome = asyncio.run(async_answer(server.url()))
+    assert outcome == ("Hello, world", True)
+
+
+def test_no_proxy_matches_default_ports_and_bracketed_addresses(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    environment.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    environment.setenv("NO_PROXY", "api.example.com:443,[::1]:8080,.corp.example")
+    settings = Settings()
+    assert settings.proxy_for("https://api.example.com/v1") is None
+    assert settings.proxy_for("http://api.example.com/v1") == "http://proxy.invalid:3128"
+    assert settings.proxy_for("http://[::1]:8080/") is None
+    assert settings.proxy_for("http://[::1]:8081/") == "http://proxy.invalid:3128"
+    assert settings.proxy_for("https://a.corp.example/") is None
+    assert settings.proxy_for("https://corp.example.org/") == "http://proxy.invalid:3128"
+
+
+def test_a_proxy_of_a_kind_not_served_is_a_clear_error(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(chatwire.InvalidRequest, match="ALL_PROXY: only http:// and https://"):
+        chatwire.Client()

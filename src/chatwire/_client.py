@@ -180,6 +180,17 @@ class Client:
         **kwargs: Any,
     ) -> Stream: ...
 
+    @overload
+    def create(
+        self,
+        model: str | None = ...,
+        messages: list[Any] | None = ...,
+        provider: ProviderSpec = ...,
+        *,
+        stream: bool,
+        **kwargs: Any,
+    ) -> str | Stream: ...
+
     def create(
         self,
         model: str | None = None,
@@ -230,6 +241,17 @@ class Client:
         stream: Literal[True],
         **kwargs: Any,
     ) -> AsyncStream: ...
+
+    @overload
+    async def acreate(
+        self,
+        model: str | None = ...,
+        messages: list[Any] | None = ...,
+        provider: ProviderSpec = ...,
+        *,
+        stream: bool,
+        **kwargs: Any,
+    ) -> str | AsyncStream: ...
 
     async def acreate(
         self,

@@ -42,9 +42,17 @@ class Transport:
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _forked(self) -> None:
+        # A child of a fork must not share its parent's sockets: it opens its own.
+        if self._pid != os.getpid():
+            self._sync = self._async = None
+            self._pid = os.getpid()
 
     @property
     def sync(self) -> SyncDriver:
+        self._forked()
         if self._sync is None:
             with self._lock:
                 if self._sync is None:
@@ -55,6 +63,7 @@ class Transport:
 
     @property
     def async_(self) -> AsyncDriver:
+        self._forked()
         if self._async is None:
             with self._lock:
                 if self._async is None:

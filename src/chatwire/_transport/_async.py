@@ -16,8 +16,8 @@ from __future__ import annotations
 __all__ = ["AsyncDriver", "AsyncResponse"]
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 # A server closing a kept connection as it is reused looks like one of these
 # (a connection that could not be made at all is a ClientConnectorError).
-_STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+_STALE = (
+    aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientConnectionResetError
+)  # fmt: skip
 
 
 def transport_error(exc: BaseException) -> TransportError:
@@ -48,7 +50,9 @@ def transport_error(exc: BaseException) -> TransportError:
 class AsyncResponse:
     """A streamed response: its status, headers and body as it arrives."""
 
-    __slots__ = ("_last_read", "_loop", "_read_timeout", "_response", "_watch", "headers", "status")
+    __slots__ = (
+        "_loop", "_read_timeout", "_response", "_waiting_since", "_watch", "headers", "status"
+    )  # fmt: skip
 
     def __init__(self, response: aiohttp.ClientResponse, read_timeout: float) -> None:
         self._response = response
@@ -59,12 +63,15 @@ class AsyncResponse:
         # aiohttp's own moves a timer on every chunk (a tenth of the CPU an event
         # costs), and its C parser can wait for ever on a malformed chunk-size
         # line even once the server has closed, which this timer ends too.
+        # Only time spent waiting in ``read`` counts: a caller that is slow to ask
+        # for the next piece is not a silent server.
         self._loop = asyncio.get_running_loop()
-        self._last_read = self._loop.time()
+        self._waiting_since: float | None = None
         self._watch = self._loop.call_later(read_timeout, self._check_progress)
 
     def _check_progress(self) -> None:
-        silent = self._loop.time() - self._last_read
+        since = self._waiting_since
+        silent = 0.0 if since is None else self._loop.time() - since
         if silent < self._read_timeout:
             self._watch = self._loop.call_later(self._read_timeout - silent, self._check_progress)
             return
@@ -74,12 +81,13 @@ class AsyncResponse:
 
     async def read(self) -> bytes:
         """What has arrived of the body (decompressed); ``b""`` at its end."""
+        self._waiting_since = self._loop.time()
         try:
-            data = await self._response.content.readany()
+            return await self._response.content.readany()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc) from exc
-        self._last_read = self._loop.time()
-        return data
+        finally:
+            self._waiting_since = None
 
     async def drain(self, seconds: float) -> None:
         """Read the end of the body for at most ``seconds``, so the connection is kept."""
@@ -104,12 +112,12 @@ class _LoopSession:
 
     __slots__ = ("closer", "session")
 
-    def __init__(self, session: aiohttp.ClientSession, closer: AsyncIterator[None]) -> None:
+    def __init__(self, session: aiohttp.ClientSession, closer: AsyncGenerator[None, None]) -> None:
         self.session = session
         self.closer = closer
 
 
-async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
@@ -122,17 +130,18 @@ class AsyncDriver:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
-        self._pid = os.getpid()
+        # Loops may run on several threads, each adding its session.
+        self._lock = threading.Lock()
 
     async def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         kept = self._sessions.get(loop)
         if kept is not None and not kept.session.closed:
             return kept.session
-        if os.getpid() != self._pid:  # a forked child: the parent's sessions are not ours
-            self._sessions, self._pid = {}, os.getpid()
-        for other in [other for other in self._sessions if other.is_closed()]:
-            del self._sessions[other]
+        with self._lock:
+            ended = [other for other in self._sessions if other.is_closed()]
+            for other in ended:
+                del self._sessions[other]
         connector = aiohttp.TCPConnector(
             limit=0,
             ssl=self._settings.ssl_context(),
@@ -147,7 +156,8 @@ class AsyncDriver:
         )
         closer = _close_with_loop(session)
         await anext(closer)
-        self._sessions[loop] = _LoopSession(session, closer)
+        with self._lock:
+            self._sessions[loop] = _LoopSession(session, closer)
         return session
 
     async def post(
@@ -185,13 +195,14 @@ class AsyncDriver:
 
     async def aclose(self) -> None:
         """Close the session of the running loop (others close with their loops)."""
-        kept = self._sessions.pop(asyncio.get_running_loop(), None)
+        with self._lock:
+            kept = self._sessions.pop(asyncio.get_running_loop(), None)
         if kept is not None:
             await kept.session.close()
-            await kept.closer.aclose()  # type: ignore[attr-defined]
+            await kept.closer.aclose()
 
     def close(self) -> None:
         """Forget sessions whose loops have ended (their loops closed them)."""
-        self._sessions = {
-            loop: kept for loop, kept in self._sessions.items() if not loop.is_closed()
-        }
+        with self._lock:
+            kept = self._sessions.items()
+            self._sessions = {loop: each for loop, each in kept if not loop.is_closed()}

@@ -61,12 +61,13 @@ class SyncResponse:
             raise transport_error(exc) from exc
 
     def drain(self, seconds: float) -> None:
-        """Read the end of the body for at most ``seconds``, so the connection is kept."""
-        # httpcore takes each read's timeout from the request: shorten it, so a
-        # server that holds the body open costs a moment, not the read timeout.
-        timeouts = self._response.request.extensions.get("timeout")
-        if isinstance(timeouts, dict):
-            timeouts["read"] = min(timeouts.get("read") or seconds, seconds)
+        """Read the end of the body, so the connection is kept.
+
+        Servers end the body right after the answer's last event, and httpcore
+        may hold that end already. One that holds the body open costs the read
+        timeout at worst: httpcore fixes a read's timeout when the body starts,
+        and it cannot be told whether the end is buffered.
+        """
         deadline = time.monotonic() + seconds
         try:
             for _ in self._chunks:

@@ -31,6 +31,7 @@ __all__ = [
     "text_messages",
 ]
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
@@ -261,17 +262,28 @@ def _text_message(original: Any, message: Message) -> Any:
 
 
 async def in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
-    """Drive a sync iterator from async code without blocking the event loop."""
+    """Drive a sync iterator from async code without blocking the event loop.
+
+    Cancelled while the thread is inside ``next``, it waits for that call to
+    return before closing the iterator (a generator cannot be closed while it
+    runs), then lets the cancellation go on.
+    """
     import asyncio
 
     done = object()
+    step: asyncio.Future[Any] | None = None
     try:
         while True:
-            piece = await asyncio.to_thread(next, iterator, done)
+            step = asyncio.ensure_future(asyncio.to_thread(next, iterator, done))
+            piece = await asyncio.shield(step)
+            step = None
             if piece is done:
                 return
             yield piece
     finally:
+        if step is not None:
+            with contextlib.suppress(BaseException):
+                await step
         close = getattr(iterator, "close", None)
         if close is not None:
             await asyncio.to_thread(close)

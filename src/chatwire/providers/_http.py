@@ -209,7 +209,7 @@ def stream_async(request: WireRequest, transport: Transport | None = None) -> As
 
 def _exchange_sync(
     request: WireRequest, receiver: Receiver, transport: Transport | None
-) -> Iterator[str]:
+) -> Iterator[Any]:
     from .._transport import TransportError, shared
 
     driver = (transport or shared()).sync
@@ -248,7 +248,7 @@ def _exchange_sync(
 
 async def _exchange_async(
     request: WireRequest, receiver: Receiver, transport: Transport | None
-) -> AsyncIterator[str]:
+) -> AsyncIterator[Any]:
     from .._transport import TransportError, shared
 
     driver = (transport or shared()).async_
