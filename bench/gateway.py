@@ -4,9 +4,9 @@ A fake OpenAI-compatible upstream (``_fake_upstream.py``, its own process)
 streams N tokens per request at a fixed pace. In front of it, each as one
 server process behind an API key with no log: ``chatwire serve --provider
 openai`` and the peer, LiteLLM's proxy (``litellm --config``, one worker,
-its model cost map read locally). The same light asyncio client opens 1, 100
-and 1000 concurrent streams, to the upstream directly and then through each
-gateway, and measures time to first token (median over streams), tokens per
+its model cost map read locally), each running alone. The same light asyncio
+client opens 1, 100 and 1000 concurrent streams, to the upstream directly and
+then through each gateway, and measures time to first token (median over streams), tokens per
 second (all tokens / wall time) and each gateway's CPU time (its process and
 any children) per request. A level's streams start spread evenly over
 ``--ramp`` seconds (default 1 s: arrivals as a real service sees them; 0
@@ -188,48 +188,61 @@ def start_litellm(upstream: int, home: str) -> Target:
     return Target("litellm", port, LITELLM_KEY, process)
 
 
+def start_chatwire(upstream: int, home: str) -> Target:
+    port = free_port()
+    chatwire = shutil.which("chatwire", path=str(Path(sys.executable).parent)) or "chatwire"
+    process = start([
+        chatwire, "serve", "--port", str(port), "--provider", "openai", "--no-log",
+        "--api-key", "bench",
+        "-o", f"base_url=http://127.0.0.1:{upstream}/v1", "-o", "api_key=bench",
+    ], env={**os.environ, "CHATWIRE_HOME": home})  # fmt: skip
+    return Target("chatwire", port, "bench", process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def measure(
     streams: int, tokens: int, interval: float, ramp: float, home: str, litellm: bool
 ) -> dict[str, Result]:
-    upstream_port, gateway_port = free_port(), free_port()
+    """The upstream directly, then each gateway alone: started, warmed, measured, stopped.
+
+    One gateway at a time, so that neither pays for the other's idle work on
+    the machine's cores.
+    """
+    upstream_port = free_port()
     upstream = start([
         sys.executable, str(BENCH / "_fake_upstream.py"), str(upstream_port),
         "--tokens", str(tokens), "--interval", str(interval), "--lifetime", "1800",
     ])  # fmt: skip
-    chatwire = shutil.which("chatwire", path=str(Path(sys.executable).parent)) or "chatwire"
-    gateway = start([
-        chatwire, "serve", "--port", str(gateway_port), "--provider", "openai", "--no-log",
-        "--api-key", "bench",
-        "-o", f"base_url=http://127.0.0.1:{upstream_port}/v1", "-o", "api_key=bench",
-    ], env={**os.environ, "CHATWIRE_HOME": home})  # fmt: skip
     direct = Target("direct", upstream_port, "bench", upstream)
-    targets = [Target("chatwire", gateway_port, "bench", gateway)]
-    if litellm:
-        targets.append(start_litellm(upstream_port, home))
+    starters = [start_chatwire] + ([start_litellm] if litellm else [])
     try:
-        for target in [direct, *targets]:
-            assert target.process is not None
-            wait_for_port(target.port, target.process, within=180)
-        # Warm every path at the same load (imports, pooled upstream connections),
-        # so the timed run measures each gateway in its steady state.
-        for target in [direct, *targets]:
-            asyncio.run(run_level(target, streams, tokens, ramp))
+        wait_for_port(upstream_port, upstream)
+        asyncio.run(run_level(direct, streams, tokens, ramp))  # warm the upstream
         results = {"direct": asyncio.run(run_level(direct, streams, tokens, ramp))}
-        for target in targets:
+        for starter in starters:
+            target = starter(upstream_port, home)
             assert target.process is not None
-            before = cpu_seconds(target.process.pid)
-            results[target.name] = asyncio.run(run_level(target, streams, tokens, ramp))
-            results[target.name].cpu = cpu_seconds(target.process.pid) - before
+            try:
+                wait_for_port(target.port, target.process, within=180)
+                # Warm it at the same load (imports, pooled upstream connections), so
+                # the timed run measures the gateway in its steady state.
+                asyncio.run(run_level(target, streams, tokens, ramp))
+                before = cpu_seconds(target.process.pid)
+                results[target.name] = asyncio.run(run_level(target, streams, tokens, ramp))
+                results[target.name].cpu = cpu_seconds(target.process.pid) - before
+            finally:
+                stop(target.process)
         return results
     finally:
-        for target in [*targets, direct]:
-            assert target.process is not None
-            target.process.terminate()
-            try:
-                target.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                target.process.kill()
-                target.process.wait(timeout=30)
+        stop(upstream)
 
 
 def report(streams: int, tokens: int, results: dict[str, Result]) -> None:
