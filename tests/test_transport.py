@@ -600,3 +600,20 @@ def test_a_proxy_of_a_kind_not_served_is_a_clear_error(environment: pytest.Monke
     environment.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
     with pytest.raises(chatwire.InvalidRequest, match="ALL_PROXY: only http:// and https://"):
         chatwire.Client()
+
+
+def test_cookies_an_upstream_sets_are_never_sent_back(mode: str) -> None:
+    """A gateway shares its pools between users: a cookie kept for one would reach the next."""
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            heads.append((await server.read_request(reader)).lower())
+            writer.write(sized(BODY, b"set-cookie: session=user-one; Path=/\r\n"))
+
+    with RawServer(handler) as server:
+        # By name: aiohttp's default jar keeps no cookies for a bare IP address.
+        by_name = server.url().replace("127.0.0.1", "localhost")
+        assert ask(mode, by_name, times=2) == ["Hello, world"] * 2
+    assert len(heads) == 2
+    assert b"cookie:" not in heads[1]

@@ -152,6 +152,8 @@ class AsyncDriver:
             auto_decompress=True,
             # The proxies were read when the transport was made; none from here on.
             trust_env=False,
+            # No cookies kept: one caller's must never reach another's request.
+            cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None),
         )
         closer = _close_with_loop(session)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING
 
 import httpx
@@ -103,6 +104,8 @@ class SyncDriver:
                             keepalive_expiry=KEEPALIVE_SECONDS,
                         ),
                     )
+                    # No cookies kept: one caller's must never reach another's request.
+                    client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         return client
 
     @contextmanager
