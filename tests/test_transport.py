@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 
@@ -617,3 +618,33 @@ def test_cookies_an_upstream_sets_are_never_sent_back(mode: str) -> None:
         assert ask(mode, by_name, times=2) == ["Hello, world"] * 2
     assert len(heads) == 2
     assert b"cookie:" not in heads[1]
+
+
+def test_the_gateway_closes_its_upstream_connections_when_it_stops() -> None:
+    from chatwire.server import create_app
+
+    from .servers import running
+
+    closed = threading.Event()
+    completion = (
+        b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"},'
+        b' "finish_reason": "stop"}]}'
+    )
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(sized(completion))  # the connection is kept after this
+        await reader.read()  # b"" once the gateway closes it
+        closed.set()
+
+    with RawServer(handler) as server:
+        options = {"base_url": server.url("/v1"), "api_key": "x", "max_retries": 0}
+        with running(create_app("openai", options=options)) as gateway:
+            reply = httpx.post(
+                gateway.url("/v1/chat/completions"),
+                json={"model": "m", "messages": MESSAGES}, timeout=30,
+            )  # fmt: skip
+            assert reply.json()["choices"][0]["message"]["content"] == "Hello"
+            assert not closed.is_set()  # kept for the next request while the gateway runs
+        assert closed.wait(60)  # the gateway's shutdown closed its pool
+    assert server.connections == 1
