@@ -122,7 +122,8 @@ def test_base_url_keyword_overrides_the_environment(
 def test_default_endpoint_is_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHATWIRE_FOREFRONT_URL", raising=False)
     request = request_from({"messages": [{"role": "user", "content": "x"}]})
-    wire = forefront.provider._wire(request, {})
+    _, options = forefront.provider.check(request, {})
+    wire = forefront.provider._wire(request, options)
     assert wire.url == SEED_URL
     assert forefront.working is False
     monkeypatch.setenv("CHATWIRE_FOREFRONT_URL", "http://127.0.0.1:1/free-chat")

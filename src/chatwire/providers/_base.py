@@ -98,11 +98,16 @@ class Provider:
         self._check_messages(request.messages)
         model = check_model(self.name, request.model, self.models, self.accepts_any_model)
         checked = check_options(self.name, options, self.options)
-        self.check_request(request, checked)
-        return model, checked
+        return model, self.check_request(request, checked)
 
-    def check_request(self, request: ChatRequest, options: Mapping[str, Any]) -> None:
-        """What else this provider must refuse before any I/O (none by default)."""
+    def check_request(self, request: ChatRequest, options: dict[str, Any]) -> dict[str, Any]:
+        """Refuse what else this provider cannot serve; the options as it will use them.
+
+        A provider settles here, once, what it would otherwise work out on every
+        attempt (a URL and key from the environment, a model file), and ``stream``
+        takes the result. By default: nothing more to refuse, the options as given.
+        """
+        return options
 
     def _check_field(self, name: str, value: Any) -> None:
         if name in _TOOL_FIELDS:

@@ -128,10 +128,14 @@ class Forefront(Provider):
     def working(self) -> bool:
         return bool(os.environ.get(ENDPOINT_ENV))
 
+    def check_request(self, request: ChatRequest, options: dict[str, Any]) -> dict[str, Any]:
+        """The endpoint settled: given, else from the environment, else the seed's."""
+        return {**options, "base_url": url_from(options, ENDPOINT_ENV, DEFAULT_ENDPOINT)}
+
     def _wire(self, request: ChatRequest, options: Mapping[str, Any]) -> WireRequest:
         return json_request(
             "forefront",
-            url_from(options, ENDPOINT_ENV, DEFAULT_ENDPOINT),
+            options["base_url"],
             request_body(text_messages(request)),
             read_events=read_events,
             options=options,

@@ -345,7 +345,7 @@ class _Prepared:
     __slots__ = ("calls_tool", "checked", "messages", "path", "settings")
 
     def __init__(self, request: ChatRequest, checked: Mapping[str, Any]) -> None:
-        self.path = _model_file(checked)
+        self.path = Path(checked["model_path"])  # settled by Local.check_request
         self.checked = checked
         self.messages = text_messages(request)
         self.settings = _settings(request, checked)
@@ -442,13 +442,15 @@ class Local(Provider):
     fields = _FIELDS
     options = options
 
-    def check_request(self, request: ChatRequest, options: Mapping[str, Any]) -> None:
-        _model_file(options)
+    def check_request(self, request: ChatRequest, options: dict[str, Any]) -> dict[str, Any]:
+        """The model file found and read as GGUF; a schema the grammar cannot follow refused."""
+        model_path = str(_model_file(options))
         tools = _called_tools(request)
-        # A schema llama.cpp cannot follow is refused now (the grammar is kept for the run).
+        # The grammars are cached: the run takes the ones built here.
         _structured(request.response_format)
         if tools is not None:
             _tool_call_grammar(tools)
+        return {**options, "model_path": model_path}
 
     def stream(
         self,

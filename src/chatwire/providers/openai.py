@@ -183,7 +183,8 @@ class OpenAICompatible(Provider):
     fields = _FIELDS
     options = options
 
-    def check_request(self, request: ChatRequest, options: Mapping[str, Any]) -> None:
+    def check_request(self, request: ChatRequest, options: dict[str, Any]) -> dict[str, Any]:
+        """The base URL and key settled: given, else from the environment."""
         base = url_from(options, BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
         key = options.get("api_key") or os.environ.get(API_KEY_ENV)
         if key and not header_safe(key):
@@ -193,10 +194,10 @@ class OpenAICompatible(Provider):
                 f"provider 'openai' needs an API key for {DEFAULT_BASE_URL}: "
                 f"pass api_key= or set {API_KEY_ENV}"
             )
+        return {**options, "base_url": base, "api_key": key}
 
     def _wire(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> WireRequest:
-        base = url_from(options, BASE_URL_ENV, DEFAULT_BASE_URL).rstrip("/")
-        key = options.get("api_key") or os.environ.get(API_KEY_ENV)
+        base, key = options["base_url"], options["api_key"]
         stream = bool(request.stream)
         payload = dict(request.as_sent())
         payload["model"] = model
