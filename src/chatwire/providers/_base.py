@@ -109,11 +109,19 @@ class Provider:
         """
         return options
 
-    def _check_field(self, name: str, value: Any) -> None:
+    def serves(self, name: str) -> bool:
+        """Whether this provider takes the optional request field ``name`` at all.
+
+        ``response_format`` always: its ``text`` kind asks for nothing more.
+        """
         if name in _TOOL_FIELDS:
-            if not self.supports_tools:
-                raise InvalidRequest(f"{name}: provider {self.name!r} cannot call tools")
-            return
+            return self.supports_tools
+        return name == "response_format" or name in _UNIVERSAL or name in self.fields
+
+    def _check_field(self, name: str, value: Any) -> None:
+        if not self.serves(name):
+            why = "cannot call tools" if name in _TOOL_FIELDS else "cannot serve it"
+            raise InvalidRequest(f"{name}: provider {self.name!r} {why}")
         if name == "response_format":
             from .._models import TextFormat
 
@@ -123,9 +131,7 @@ class Provider:
                 )
             return
         served = self.fields.get(name)
-        if served is None:
-            raise InvalidRequest(f"{name}: provider {self.name!r} cannot serve it")
-        if not isinstance(value, (str, list)):
+        if served is not None and not isinstance(value, (str, list)):
             served.within(self.name, value)
 
     def _check_messages(self, messages: list[Message]) -> None:

@@ -29,7 +29,6 @@ from ._wire import CONVERSATION_HEADER, CONVERSATION_ID_PATTERN
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from ..providers import Provider
     from ._app import Gateway
 
 _JSON = "application/json"
@@ -45,8 +44,6 @@ _ERRORS = {
     429: "the server is at its concurrency limit",
     502: "the provider failed before its first piece",
 }
-# Request fields every provider serves, or that the gateway settles itself.
-_ALWAYS_SERVED = frozenset({"messages", "model", "stream", "stream_options", "n"})
 
 
 def _ref(kind: type) -> dict[str, str]:
@@ -62,20 +59,6 @@ def _operations(routes: Iterable[BaseRoute]) -> list[tuple[Route, str, Operation
     return [entry for entry in found if entry[1] != "HEAD"]
 
 
-def _serving(gateway: Gateway, field: str) -> list[Provider]:
-    able = []
-    for provider in gateway.providers.values():
-        if field in ("tools", "tool_choice", "parallel_tool_calls"):
-            serves = provider.supports_tools
-        elif field == "response_format":
-            serves = True  # "text" is served by all; the rest is checked per provider
-        else:
-            serves = field in provider.fields
-        if serves:
-            able.append(provider)
-    return able
-
-
 def _fit_request(schema: dict[str, Any], gateway: Gateway) -> None:
     """Fit the request's schema to this server's models, fields and bounds."""
     schema["description"] = "A chat-completions request, as OpenAI's API takes it."
@@ -88,9 +71,9 @@ def _fit_request(schema: dict[str, Any], gateway: Gateway) -> None:
             names.update(f"{name}/{model}" for model in provider.models)
         properties["model"] = {"anyOf": [{"enum": sorted(names)}, _NULL]}
     for field in list(properties):
-        if field in _ALWAYS_SERVED:
+        if field == "messages":
             continue
-        able = _serving(gateway, field)
+        able = [provider for provider in gateway.providers.values() if provider.serves(field)]
         if not able:
             del properties[field]
             continue
