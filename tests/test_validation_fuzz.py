@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatwire import ChatwireError
-from chatwire._validate import check_messages
+from chatwire._models import request_from
 from chatwire.providers import forefront, local, openai
 from chatwire.providers._base import split_request
 
@@ -34,7 +34,7 @@ _messages = st.one_of(
 @given(_messages)
 def test_messages_are_accepted_or_rejected_cleanly(messages: Any) -> None:
     try:
-        checked = check_messages(messages)
+        checked = request_from({"messages": messages}).messages
     except ChatwireError:
         return
     assert [m.role for m in checked] == [m["role"] for m in messages]

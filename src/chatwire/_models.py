@@ -53,7 +53,6 @@ __all__ = [
     "decode_request",
     "fields_from_text",
     "merge_tool_calls",
-    "messages_from",
     "request_from",
 ]
 
@@ -384,24 +383,6 @@ def fields_from_text(fields: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest(said.replace("got `str`", f"got {value!r}")) from None
         converted[name] = msgspec.to_builtins(typed)
     return converted
-
-
-_message_list = list[Message]
-
-
-def messages_from(value: object) -> list[Message]:
-    """The messages of a request, typed and checked; ``InvalidRequest`` names what is wrong."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise InvalidRequest(
-            "messages must be a list of {'role': ..., 'content': ...} dicts, "
-            f"got {type(value).__name__}"
-        )
-    if not value:
-        raise InvalidRequest("messages must not be empty")
-    try:
-        return msgspec.convert(list(value), _message_list)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc, "messages") from None
 
 
 _FIELD_TYPES: dict[str, Any] = {

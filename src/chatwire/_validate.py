@@ -4,27 +4,15 @@ from __future__ import annotations
 
 __all__ = [
     "Option",
-    "check_messages",
     "check_model",
     "check_options",
 ]
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._errors import InvalidRequest
-
-if TYPE_CHECKING:
-    from ._models import Message
-
-
-def check_messages(messages: object) -> list[Message]:
-    """``messages`` typed, if it is a non-empty list of chat messages in any shape
-    today's clients send (content parts, the developer role, tool calls and results)."""
-    from ._models import messages_from  # msgspec: loaded when first needed
-
-    return messages_from(messages)
 
 
 def check_model(provider: str, model: object, models: Sequence[str], any_model: bool) -> str:
@@ -46,7 +34,7 @@ class Option:
     """One keyword a provider accepts: its type, and how to read it from text."""
 
     # A plain class, not a dataclass: ``dataclasses`` costs ~20 ms to import.
-    __slots__ = ("check", "convert", "help", "kind", "maximum", "minimum", "name")
+    __slots__ = ("check", "help", "kind", "maximum", "minimum", "name")
 
     def __init__(
         self,
@@ -57,7 +45,6 @@ class Option:
         minimum: float | None = None,
         maximum: float | None = None,
         check: Callable[[Any], bool] | None = None,
-        convert: Callable[[Any], Any] | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -65,16 +52,12 @@ class Option:
         self.minimum = minimum
         self.maximum = maximum
         self.check = check
-        # For structured values: checks and returns the value, or raises InvalidRequest.
-        self.convert = convert
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, {self.kind.__name__})"
 
     def coerce(self, value: object) -> Any:
         """Validate ``value`` (text from a CLI is parsed) and return it typed."""
-        if self.convert is not None:
-            return self.convert(value)
         if isinstance(value, str) and self.kind is not str:
             value = self._parse(value)
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -132,7 +115,6 @@ _KIND_NAMES: dict[type, str] = {
     bool: "true or false",
     str: "a string",
     list: "a string or a list of strings",
-    dict: "a JSON object",
 }
 
 
