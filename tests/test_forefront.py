@@ -123,7 +123,7 @@ def test_default_endpoint_is_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHATWIRE_FOREFRONT_URL", raising=False)
     request = request_from({"messages": [{"role": "user", "content": "x"}]})
     _, options = forefront.provider.check(request, {})
-    wire = forefront.provider._wire(request, options)
+    wire = forefront.provider.wire(request, "gpt-3.5-turbo", options)
     assert wire.url == SEED_URL
     assert forefront.working is False
     monkeypatch.setenv("CHATWIRE_FOREFRONT_URL", "http://127.0.0.1:1/free-chat")

@@ -8,7 +8,7 @@ chatwire error tree.
 
 from __future__ import annotations
 
-__all__ = ["Receiver", "stream_async", "stream_sync"]
+__all__ = ["HTTPProvider", "Receiver", "stream_async", "stream_sync"]
 
 import json
 import time
@@ -25,10 +25,12 @@ from .._errors import (
     StreamInterrupted,
 )
 from .._sse import SSEDecoder
+from ._base import Provider
 from ._protocol import EndOfStream, WireRequest
 from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
+    from .._models import ChatRequest
     from .._transport import Transport, TransportError
 
 _ERROR_BODY_BYTES = 512
@@ -193,6 +195,32 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class HTTPProvider(Provider):
+    """A provider over HTTP: it describes its exchange in ``wire``; the drivers run it."""
+
+    def wire(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> WireRequest:
+        """The exchange for a checked request, free of I/O."""
+        raise NotImplementedError
+
+    def stream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> Reply:
+        return stream_sync(self.wire(request, model, options), transport)
+
+    def astream(
+        self,
+        request: ChatRequest,
+        model: str,
+        options: Mapping[str, Any],
+        transport: Transport | None = None,
+    ) -> AsyncReply:
+        return stream_async(self.wire(request, model, options), transport)
 
 
 def stream_sync(request: WireRequest, transport: Transport | None = None) -> Reply:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ProtocolError
 from .._sse import shown
-from ._base import Provider, describe_params, seed_functions, text_messages
-from ._http import stream_async, stream_sync
+from ._base import describe_params, seed_functions, text_messages
+from ._http import HTTPProvider
 from ._protocol import (
     HTTP_OPTIONS,
     EndOfStream,
@@ -28,11 +28,9 @@ from ._protocol import (
     upstream_error,
     url_from,
 )
-from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
     from .._models import ChatRequest
-    from .._transport import Transport
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -116,7 +114,7 @@ def read_events(datas: list[str], meta: dict[str, Any]) -> list[str]:
     return read_batch(datas, meta, read_event, _plain_delta)
 
 
-class Forefront(Provider):
+class Forefront(HTTPProvider):
     """Text in, text out: no tools, images, structured output or sampling fields."""
 
     name = "forefront"
@@ -132,7 +130,7 @@ class Forefront(Provider):
         """The endpoint settled: given, else from the environment, else the seed's."""
         return {**options, "base_url": url_from(options, ENDPOINT_ENV, DEFAULT_ENDPOINT)}
 
-    def _wire(self, request: ChatRequest, options: Mapping[str, Any]) -> WireRequest:
+    def wire(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> WireRequest:
         return json_request(
             "forefront",
             options["base_url"],
@@ -140,24 +138,6 @@ class Forefront(Provider):
             read_events=read_events,
             options=options,
         )
-
-    def stream(
-        self,
-        request: ChatRequest,
-        model: str,
-        options: Mapping[str, Any],
-        transport: Transport | None = None,
-    ) -> Reply:
-        return stream_sync(self._wire(request, options), transport)
-
-    def astream(
-        self,
-        request: ChatRequest,
-        model: str,
-        options: Mapping[str, Any],
-        transport: Transport | None = None,
-    ) -> AsyncReply:
-        return stream_async(self._wire(request, options), transport)
 
 
 provider = Forefront()

@@ -19,8 +19,8 @@ from .._errors import InvalidRequest, ProtocolError
 from .._models import ToolCallDelta
 from .._sse import shown
 from .._validate import Option
-from ._base import Provider, describe_params, seed_functions
-from ._http import stream_async, stream_sync
+from ._base import describe_params, seed_functions
+from ._http import HTTPProvider
 from ._protocol import (
     HTTP_OPTIONS,
     EndOfStream,
@@ -31,11 +31,9 @@ from ._protocol import (
     upstream_error,
     url_from,
 )
-from ._reply import AsyncReply, Reply
 
 if TYPE_CHECKING:
     from .._models import ChatRequest
-    from .._transport import Transport
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -169,7 +167,7 @@ def read_body(body: bytes, meta: dict[str, Any]) -> list[Any]:
     return [content, *calls] if content else calls
 
 
-class OpenAICompatible(Provider):
+class OpenAICompatible(HTTPProvider):
     """Everything the request holds goes upstream as the client wrote it."""
 
     name = "openai"
@@ -196,7 +194,7 @@ class OpenAICompatible(Provider):
             )
         return {**options, "base_url": base, "api_key": key}
 
-    def _wire(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> WireRequest:
+    def wire(self, request: ChatRequest, model: str, options: Mapping[str, Any]) -> WireRequest:
         base, key = options["base_url"], options["api_key"]
         stream = bool(request.stream)
         payload = dict(request.as_sent())
@@ -217,24 +215,6 @@ class OpenAICompatible(Provider):
             options=options,
             headers=headers,
         )
-
-    def stream(
-        self,
-        request: ChatRequest,
-        model: str,
-        options: Mapping[str, Any],
-        transport: Transport | None = None,
-    ) -> Reply:
-        return stream_sync(self._wire(request, model, options), transport)
-
-    def astream(
-        self,
-        request: ChatRequest,
-        model: str,
-        options: Mapping[str, Any],
-        transport: Transport | None = None,
-    ) -> AsyncReply:
-        return stream_async(self._wire(request, model, options), transport)
 
 
 provider = OpenAICompatible()
