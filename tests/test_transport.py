@@ -49,6 +49,25 @@ class RawServer:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.port = 0
 
+    @classmethod
+    def answering(
+        cls, response: bytes, *, kept: bool = True, ssl_context: ssl.SSLContext | None = None
+    ) -> RawServer:
+        """A server answering every request with ``response`` (only the first on each
+        connection, which it then closes, unless ``kept``)."""
+
+        async def handler(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int
+        ) -> None:
+            while True:
+                await server.read_request(reader)
+                writer.write(response)
+                if not kept:
+                    return
+
+        server = cls(handler, ssl_context)
+        return server
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(
@@ -162,12 +181,7 @@ def ask(mode: str, url: str, times: int = 1, **options: Any) -> list[str]:
 
 
 def test_requests_in_a_row_use_one_connection(mode: str) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            await server.read_request(reader)
-            writer.write(sized(BODY))
-
-    with RawServer(handler) as server:
+    with RawServer.answering(sized(BODY)) as server:
         assert ask(mode, server.url(), times=4) == ["Hello, world"] * 4
         assert server.connections == 1
 
@@ -395,12 +409,7 @@ def test_no_proxy_goes_direct(mode: str, environment: pytest.MonkeyPatch) -> Non
 
 
 def test_the_environment_is_read_when_a_client_is_made(environment: pytest.MonkeyPatch) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            await server.read_request(reader)
-            writer.write(sized(BODY))
-
-    with RawServer(handler) as server:
+    with RawServer.answering(sized(BODY)) as server:
         environment.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
         environment.setenv("NO_PROXY", "127.0.0.1")
         with chatwire.Client() as client:
@@ -468,13 +477,9 @@ def test_https_through_a_connect_proxy(
 def test_https_with_a_private_ca_named_by_ssl_cert_file(
     mode: str, environment: pytest.MonkeyPatch, authority: trustme.CA
 ) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        await server.read_request(reader)
-        writer.write(sized(BODY))
-
     with (
         authority.cert_pem.tempfile() as ca_file,
-        RawServer(handler, tls_context(authority)) as server,
+        RawServer.answering(sized(BODY), kept=False, ssl_context=tls_context(authority)) as server,
     ):
         environment.setenv("SSL_CERT_FILE", ca_file)
         assert ask(mode, server.url(scheme="https")) == ["Hello, world"]
@@ -483,12 +488,8 @@ def test_https_with_a_private_ca_named_by_ssl_cert_file(
 def test_an_unknown_ca_is_refused_before_any_request(
     mode: str, environment: pytest.MonkeyPatch, authority: trustme.CA
 ) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        await server.read_request(reader)
-        writer.write(sized(BODY))
-
     with (
-        RawServer(handler, tls_context(authority)) as server,
+        RawServer.answering(sized(BODY), kept=False, ssl_context=tls_context(authority)) as server,
         pytest.raises(chatwire.ProviderUnreachable, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         ask(mode, server.url(scheme="https"))
@@ -496,11 +497,6 @@ def test_an_unknown_ca_is_refused_before_any_request(
 
 
 def test_the_default_calls_share_one_pool_per_mode(mode: str) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            await server.read_request(reader)
-            writer.write(sized(BODY))
-
     def sync_twice(url: str) -> list[str]:
         return [
             chatwire.ChatCompletion.create(
@@ -517,7 +513,7 @@ def test_the_default_calls_share_one_pool_per_mode(mode: str) -> None:
             for _ in range(2)
         ]
 
-    with RawServer(handler) as server:
+    with RawServer.answering(sized(BODY)) as server:
         if mode == "sync":
             answers = sync_twice(server.url())
         else:
@@ -527,10 +523,6 @@ def test_the_default_calls_share_one_pool_per_mode(mode: str) -> None:
 
 
 def test_a_caller_slow_between_reads_is_not_a_silent_server(mode: str) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        await server.read_request(reader)
-        writer.write(sized(BODY))
-
     def lagging(url: str) -> str:
         with chatwire.Client() as client:
             stream = client.create(
@@ -553,7 +545,7 @@ def test_a_caller_slow_between_reads_is_not_a_silent_server(mode: str) -> None:
                 await asyncio.sleep(0.6)
                 return first + "".join([piece async for piece in stream])
 
-    with RawServer(handler) as server:
+    with RawServer.answering(sized(BODY), kept=False) as server:
         answer = lagging(server.url()) if mode == "sync" else asyncio.run(alagging(server.url()))
     assert answer == "Hello, world"
 
