@@ -81,6 +81,7 @@ class Gateway:
         self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self.max_body = max_body
         self.options = dict(options or {})
+        self._options_for: dict[tuple[str, ...], dict[str, Any]] = {}
         self.store = store
         self.max_concurrent = max_concurrent
         self.active = 0  # requests being answered; the event loop is the only writer
@@ -118,10 +119,18 @@ class Gateway:
         )
 
     def options_for(self, targets: list[Provider]) -> dict[str, Any]:
-        """The server's options that ``targets`` accept, and chatwire's own."""
-        accepted = {name for provider in targets for name in provider.options}
-        accepted.add("max_retries")
-        return {name: value for name, value in self.options.items() if name in accepted}
+        """The server's options that ``targets`` accept, and chatwire's own.
+
+        Worked out once per set of targets (all providers, or one), not per request.
+        """
+        key = tuple(provider.name for provider in targets)
+        found = self._options_for.get(key)
+        if found is None:
+            accepted = {name for provider in targets for name in provider.options}
+            accepted.add("max_retries")
+            found = {name: value for name, value in self.options.items() if name in accepted}
+            self._options_for[key] = found
+        return found
 
     def authorize(self, request: Request) -> None:
         if self.api_key is None:
