@@ -168,6 +168,16 @@ def test_an_error_beside_content_is_an_interruption_in_any_batch() -> None:
             openai.read_events(batch, {})
 
 
+def test_a_batch_the_bulk_decoder_refuses_is_read_event_by_event() -> None:
+    # NaN is JSON to Python's json module only, and a payload holding a top-level
+    # comma would shift the batch: both go the general way and lose no text.
+    plain = '{"choices": [{"delta": {"content": "a"}}]}'
+    odd = '{"choices": [{"delta": {"content": "b"}}], "score": NaN}'
+    assert openai.read_events([plain, odd, plain], {}) == ["a", "b", "a"]
+    with pytest.raises(chatwire.ProtocolError):
+        openai.read_events([plain, "1, 2"], {})
+
+
 def test_missing_key_against_openai_is_rejected_before_io(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
