@@ -334,8 +334,13 @@ def test_gateway_falls_back_across_its_providers(
             gateway.url("/v1/chat/completions"), json={"messages": QUESTION, "model": "forefront"}
         )
     assert reply.status_code == 200
-    assert '"model": "openai/gpt-4o-mini"' in reply.text
-    assert "Hello" in reply.text
+    events = [
+        json.loads(line[len("data: ") :])
+        for line in reply.text.splitlines()
+        if line.startswith("data: {")
+    ]
+    assert {event["model"] for event in events} == {"openai/gpt-4o-mini"}
+    assert "Hello" in "".join(e["choices"][0]["delta"].get("content", "") for e in events)
     assert named.status_code == 502
 
 

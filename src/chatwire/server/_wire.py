@@ -20,11 +20,13 @@ __all__ = [
 ]
 
 import json
+import os
 import re
 import time
-import uuid
 from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
+
+import msgspec
 
 from .._errors import InvalidRequest
 from .._models import ChatRequest, decode_request, request_from
@@ -108,24 +110,32 @@ def parse_free_chat_request(body: bytes) -> ChatRequest:
         raise ApiError(400, str(exc), param="messages") from None
 
 
+_encode = msgspec.json.Encoder().encode
+
+
+def _completion_id() -> str:
+    # As long and as random as a version-4 UUID's hex, without building one.
+    return "chatcmpl-" + os.urandom(16).hex()
+
+
 class ChunkEncoder:
     """Encodes one answer as ``chat.completion.chunk`` SSE events."""
 
     def __init__(self, model: str) -> None:
         self._head = {
-            "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion.chunk",
+            "id": _completion_id(), "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model,
         }  # fmt: skip
         # Every content event differs only in its text: build the rest once.
         self._prefix = (
             "data: "
-            + json.dumps(self._head)[:-1]
+            + _encode(self._head).decode()[:-1]
             + ', "choices": [{"index": 0, "delta": {"content": '
         )
         self._suffix = '}, "logprobs": null, "finish_reason": null}]}\n\n'
 
     def _event(self, payload: dict[str, Any]) -> bytes:
-        return b"data: " + json.dumps({**self._head, **payload}).encode() + b"\n\n"
+        return b"data: " + _encode({**self._head, **payload}) + b"\n\n"
 
     def role(self) -> bytes:
         choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
@@ -159,7 +169,7 @@ class ChunkEncoder:
 
     @staticmethod
     def error(message: str, type: str = "upstream_error") -> bytes:
-        return b"data: " + json.dumps(error_body(message, type)).encode() + b"\n\n"
+        return b"data: " + _encode(error_body(message, type)) + b"\n\n"
 
     DONE = b"data: [DONE]\n\n"
 
@@ -176,7 +186,7 @@ def completion_object(
     if tool_calls:  # as OpenAI answers a call: no text is null, not ""
         message.update(content=text or None, tool_calls=tool_calls)
     return {
-        "id": "chatcmpl-" + uuid.uuid4().hex,
+        "id": _completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
