@@ -17,6 +17,11 @@ The bars: at 100 streams, chatwire's tokens/s >= 0.9x direct and added
 median time to first token < 5 ms; at 1000 streams (10 tokens/s each) no
 errors; chatwire's CPU per request at most 1/33 of LiteLLM's in the same run.
 
+A third target, the floor (``_floor_forwarder.py``), copies the upstream's
+bytes to the client and does nothing else: its CPU per request is what the
+kernel and the event loop charge any Python gateway for the same streams,
+the yardstick for what a gateway's own work costs above it.
+
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
 """
 
@@ -199,6 +204,12 @@ def start_chatwire(upstream: int, home: str) -> Target:
     return Target("chatwire", port, "bench", process)
 
 
+def start_floor(upstream: int, home: str) -> Target:
+    port = free_port()
+    process = start([sys.executable, str(BENCH / "_floor_forwarder.py"), str(port), str(upstream)])
+    return Target("floor", port, "unused", process)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -222,7 +233,7 @@ def measure(
         "--tokens", str(tokens), "--interval", str(interval), "--lifetime", "1800",
     ])  # fmt: skip
     direct = Target("direct", upstream_port, "bench", upstream)
-    starters = [start_chatwire] + ([start_litellm] if litellm else [])
+    starters = [start_floor, start_chatwire] + ([start_litellm] if litellm else [])
     try:
         wait_for_port(upstream_port, upstream)
         asyncio.run(run_level(direct, streams, tokens, ramp))  # warm the upstream
@@ -271,8 +282,13 @@ def report(streams: int, tokens: int, results: dict[str, Result]) -> None:
     if "litellm" in cpu:
         print(
             f"gateway {streams:4} streams: CPU per request chatwire/litellm = "
-            f"{cpu['chatwire'] / cpu['litellm']:.3f} (bar <= 1/33 = 0.030)"
+            f"{cpu['chatwire'] / cpu['litellm']:.3f} (bar <= 1/33 = 0.030, "
+            f"{cpu['litellm'] / 33:.2f} ms; the floor alone is {cpu['floor']:.2f} ms)"
         )
+    over = ", ".join(
+        f"{name}/floor = {cpu[name] / cpu['floor']:.1f}x" for name in cpu if name != "floor"
+    )
+    print(f"gateway {streams:4} streams: CPU per request {over}")
     sys.stdout.flush()
 
 
