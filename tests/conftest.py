@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.postgres import PostgresCluster
 from tests.servers import ScriptedServer, ThreadedServer
 
 # What a developer's shell sets must not change a result: chatwire's own
@@ -108,3 +109,14 @@ def local_gateway() -> Iterator[ThreadedServer]:
 
     with ThreadedServer(create_app("local")) as gateway:
         yield gateway
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of Debian's package, on loopback, for the whole session."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()

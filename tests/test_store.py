@@ -8,20 +8,28 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import chatwire
-from chatwire.store import _MIGRATIONS, SCHEMA_VERSION, Exchange, Store, _statements
-from tests.servers import ThreadedServer, refused_url
+from chatwire.store import Exchange, Store
+from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements
+from tests.servers import ThreadedServer, refused_url, wait_until
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "logs.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same suite on each backend: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        location: str | Path = tmp_path / "logs.db"
+    else:
+        location = request.getfixturevalue("postgres").new_database()
+    with Store(location) as store:
+        yield store
 
 
 def ask(server_url: str, store: Store, **kwargs: object) -> chatwire.Stream:
@@ -176,7 +184,9 @@ def test_a_log_of_the_first_schema_migrates_and_keeps_its_rows(tmp_path: Path) -
                               tool_calls=calls))  # fmt: skip
         assert store.conversation("new")[0].tool_calls == calls
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert connection.execute("SELECT version FROM schema_version").fetchone() == (
+            SCHEMA_VERSION,
+        )
 
 
 def test_refuses_a_log_from_a_newer_chatwire(tmp_path: Path) -> None:
@@ -193,7 +203,7 @@ def test_a_reader_in_another_process_while_writing(store: Store) -> None:
     writer = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             from chatwire.store import Exchange, Store
-            store = Store({str(store.path)!r})
+            store = Store({store.location!r})
             for n in range(300):
                 store.record(Exchange("w", "p", "m", [{{"role": "user", "content": str(n)}}],
                                       response="answer " + str(n)))
@@ -207,9 +217,10 @@ def test_a_reader_in_another_process_while_writing(store: Store) -> None:
     assert len(store.recent(1000)) == 300
 
 
-def test_a_locked_database_does_not_break_the_answer(
-    server: ThreadedServer, store: Store, caplog: pytest.LogCaptureFixture
+def test_a_locked_database_neither_breaks_the_answer_nor_loses_it(
+    server: ThreadedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    store = Store(tmp_path / "locked.db")
     store.recent()
     blocker = sqlite3.connect(store.path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -217,10 +228,16 @@ def test_a_locked_database_does_not_break_the_answer(
         with caplog.at_level(logging.WARNING, logger="chatwire"):
             first = "".join(ask(server.url("/free-chat"), store))
             second = "".join(ask(server.url("/free-chat"), store))
+            # The writer finds the file locked, says so once, and keeps the records.
+            assert wait_until(lambda: not store.health()["reachable"])
+            assert store.health()["queued"] >= 2
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     assert first == second == "Hello, world!"
+    assert store.flush(60)
+    assert [(e.status, e.response) for e in store.recent()] == [("complete", first)] * 2
+    assert store.health() == {"reachable": True, "queued": 0, "dropped": 0}
     warnings = [r for r in caplog.records if "could not write the conversation log" in r.message]
-    assert len(warnings) == 1  # reported once, not per exchange
+    assert len(warnings) == 1  # reported once, not per exchange or per retry
     assert "locked" in warnings[0].getMessage()

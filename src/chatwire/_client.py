@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = ["ChatCompletion", "Client"]
 
+import os
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import providers
@@ -67,12 +68,13 @@ _stores: dict[str, Store] = {}
 
 
 def _default_store() -> Store:
-    from .store import Store, default_path
+    # The log CHATWIRE_DATABASE_URL names, else the default file; one per location.
+    from .store import DATABASE_URL_ENV, default_path, open_store
 
-    path = str(default_path())
-    if path not in _stores:
-        _stores[path] = Store(path)
-    return _stores[path]
+    location = os.environ.get(DATABASE_URL_ENV) or str(default_path())
+    if location not in _stores:
+        _stores[location] = open_store(location)
+    return _stores[location]
 
 
 _OWN_KEYWORDS = ("log", "store", "conversation_id", "max_retries")

@@ -5,9 +5,10 @@ Both keep every piece received (``text``), the tool calls the answer made
 reported (``meta``, with ``finish_reason`` and ``usage``), and close their
 connection on ``close()``/``aclose()``, on
 leaving a ``with`` block, and when dropped. When the caller asked for a log,
-the exchange is written exactly once, when the stream ends in any way:
-``complete`` at its natural end, ``interrupted`` when it broke after some
-text or was stopped, ``error`` when it failed before any text.
+the exchange is logged as ``open`` when it starts, its text as it grows, and
+how it ended exactly once: ``complete`` at its natural end, ``interrupted``
+when it broke after some text or was stopped, ``error`` when it failed
+before any text.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class _Pieces:
         self._iterator = iterator
         self._pieces: list[str] = []
         self._recorder = recorder
+        if recorder is not None:
+            recorder.follow(self._pieces)  # its text is flushed to the log as it grows
         self._finished = False
         self._started = False
         self.tool_calls: list[dict[str, Any]] = []

@@ -1,0 +1,94 @@
+"""One logged exchange, and how its status is named."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FINAL_STATUSES",
+    "STATUSES",
+    "Exchange",
+    "new_conversation_id",
+    "new_key",
+    "status_of",
+]
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# ``open``: still streaming (its text is flushed as it grows); ``abandoned``: the
+# process writing it died mid-answer, its text as far as it was flushed.
+STATUSES = ("open", "complete", "interrupted", "error", "abandoned")
+FINAL_STATUSES = ("complete", "interrupted", "error")
+
+
+def new_conversation_id() -> str:
+    return os.urandom(8).hex()
+
+
+def new_key() -> str:
+    """An exchange's own id, unique across every process writing one log."""
+    return os.urandom(16).hex()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Exchange:
+    """One request and its answer, as logged."""
+
+    conversation_id: str
+    provider: str
+    model: str
+    messages: list[dict[str, Any]]
+    response: str = ""
+    status: str = "complete"
+    error: str | None = None
+    started_at: str = field(default_factory=_now)
+    first_token_seconds: float | None = None
+    total_seconds: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    # The answer's tool calls, whole, in OpenAI's message form (None: it called none).
+    tool_calls: list[dict[str, Any]] | None = None
+    id: int | None = None
+    key: str = field(default_factory=new_key)
+
+    @property
+    def prompt(self) -> str:
+        """The text of the last message sent: what the user asked."""
+        if not self.messages:
+            return ""
+        content = self.messages[-1].get("content")
+        if isinstance(content, list):  # parts: the text ones, joined
+            texts = (p.get("text") for p in content if isinstance(p, dict) and "text" in p)
+            return "".join(str(text) for text in texts)
+        return "" if content is None else str(content)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Its messages and its answer: the conversation up to the end of this exchange."""
+        messages = list(self.messages)
+        if self.tool_calls:
+            messages.append(
+                {"role": "assistant", "content": self.response or None,
+                 "tool_calls": self.tool_calls}
+            )  # fmt: skip
+        elif self.response:
+            messages.append({"role": "assistant", "content": self.response})
+        return messages
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status_of(error: BaseException | None, text: str, called_tools: bool = False) -> str:
+    """How an exchange ended: complete, interrupted (something received, or stopped), or error."""
+    if error is None:
+        return "complete"
+    from .._errors import ChatwireError
+
+    if text or called_tools or not isinstance(error, ChatwireError):
+        return "interrupted"  # broken after some text, or stopped (Ctrl-C, cancel, close)
+    return "error"

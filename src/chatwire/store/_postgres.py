@@ -1,0 +1,205 @@
+"""The log in PostgreSQL: one database many gateway replicas write and read.
+
+The same rows as the SQLite file, through psycopg 3 and its connection
+pool; full-text search over a generated ``tsvector`` column with a GIN
+index (the ``simple`` configuration: words as written, any case, as SQLite's
+FTS5 reads them). Migrations run under an advisory lock, so replicas
+starting together migrate once. Heartbeats use the database's clock, so the
+replicas' own clocks need not agree.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import InvalidRequest
+from ._base import Store
+from ._exchange import Exchange
+from ._rows import COLUMNS, CONVERSATIONS, UPSERT, exchange_from, row_values
+
+# Each entry migrates the schema from version N to N+1; never edit a released one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE exchanges (
+        id BIGSERIAL PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        messages TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        response TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('open', 'complete', 'interrupted', 'error', 'abandoned')),
+        error TEXT,
+        first_token_seconds DOUBLE PRECISION,
+        total_seconds DOUBLE PRECISION,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        tool_calls TEXT,
+        key TEXT NOT NULL UNIQUE,
+        replica TEXT,
+        words TSVECTOR GENERATED ALWAYS AS
+            (to_tsvector('simple', prompt || ' ' || response)) STORED
+    );
+    CREATE INDEX exchanges_by_conversation ON exchanges (conversation_id, id);
+    CREATE INDEX exchanges_words ON exchanges USING GIN (words);
+    CREATE INDEX exchanges_open ON exchanges (replica) WHERE status = 'open';
+    CREATE TABLE replicas (id TEXT PRIMARY KEY, beat_at TIMESTAMPTZ NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_MIGRATION_LOCK = 0x63686174  # the advisory lock replicas take to migrate: "chat"
+_POOL_TIMEOUT_SECONDS = 5.0
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class PostgresStore(Store):
+    """The log in a PostgreSQL database named by a ``postgresql://`` URL."""
+
+    def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(location)
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            raise InvalidRequest(
+                "a PostgreSQL log needs psycopg: pip install 'chatwire[postgres]'"
+            ) from None
+        self.url = str(location)
+        self._lock = threading.Lock()
+        self._pool: Any = None
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def describe(self) -> str:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            parts = conninfo_to_dict(self.url)
+        except Exception:
+            return "a PostgreSQL database (its URL does not parse)"
+        user = f"{parts['user']}@" if parts.get("user") else ""
+        port = f":{parts['port']}" if parts.get("port") else ""
+        return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
+
+    # -- connection and schema ---------------------------------------------------
+
+    def _connection(self) -> Any:
+        """A pooled connection's context: committed at its end, rolled back on an error."""
+        with self._lock:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                pool = ConnectionPool(
+                    self.url, min_size=1, max_size=4, open=False,
+                    timeout=_POOL_TIMEOUT_SECONDS, check=ConnectionPool.check_connection,
+                    kwargs={"connect_timeout": 5}, name="chatwire-log",
+                )  # fmt: skip
+                pool.open(wait=False)
+                try:
+                    with pool.connection() as connection:
+                        _migrate(connection)
+                except BaseException:
+                    pool.close()
+                    raise
+                self._pool = pool
+        return self._pool.connection()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
+        rows = [row_values(exchange, replica) for exchange in exchanges]
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.executemany(_pg(UPSERT), rows)
+
+    def _id_of(self, key: str) -> int:
+        with self._connection() as connection:
+            row = connection.execute("SELECT id FROM exchanges WHERE key = %s", (key,))
+            return int(row.fetchone()[0])
+
+    def beat(self, replica: str, stale_after: float) -> int:
+        with self._connection() as connection:
+            connection.execute(
+                "INSERT INTO replicas (id, beat_at) VALUES (%s, now()) "
+                "ON CONFLICT (id) DO UPDATE SET beat_at = now()",
+                (replica,),
+            )
+            marked = connection.execute(
+                "UPDATE exchanges SET status = 'abandoned' WHERE status = 'open' AND "
+                "(replica IS NULL OR replica NOT IN (SELECT id FROM replicas "
+                " WHERE beat_at >= now() - make_interval(secs => %s)))",
+                (stale_after,),
+            ).rowcount
+            connection.execute(
+                "DELETE FROM replicas WHERE beat_at < now() - make_interval(secs => %s)",
+                (stale_after,),
+            )
+        return int(marked)
+
+    # -- reading -----------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[Exchange]:
+        with self._connection() as connection:
+            rows = connection.execute(sql, params).fetchall()
+        return [exchange_from(row) for row in rows]
+
+    def _recent(self, limit: int) -> list[Exchange]:
+        sql = f"SELECT {COLUMNS} FROM exchanges ORDER BY id DESC LIMIT %s"
+        return self._query(sql, (limit,))[::-1]
+
+    def _conversation(self, conversation_id: str) -> list[Exchange]:
+        return self._query(
+            f"SELECT {COLUMNS} FROM exchanges WHERE conversation_id = %s ORDER BY id",
+            (conversation_id,),
+        )
+
+    def _search(self, words: list[str], limit: int) -> list[Exchange]:
+        # plainto_tsquery reads the words as words (every one required), never as syntax.
+        return self._query(
+            f"SELECT {COLUMNS} FROM exchanges, plainto_tsquery('simple', %s) AS query "
+            "WHERE words @@ query ORDER BY ts_rank(words, query) DESC, id LIMIT %s",
+            (" ".join(words), limit),
+        )
+
+    def _conversations(self, limit: int) -> list[dict[str, Any]]:
+        with self._connection() as connection:
+            rows = connection.execute(_pg(CONVERSATIONS), (limit,)).fetchall()
+        return [
+            {"id": cid, "title": title, "updated_at": last, "exchanges": count}
+            for cid, title, last, count in rows
+        ]
+
+
+def _migrate(connection: Any) -> None:
+    """Bring the schema up to ``SCHEMA_VERSION`` in one transaction, one replica at a time."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = connection.execute("SELECT version FROM schema_version").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise InvalidRequest(
+                f"the log was written by a newer chatwire (schema {version} > {SCHEMA_VERSION})"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            connection.execute(_MIGRATIONS[step])
+        if version < SCHEMA_VERSION:
+            connection.execute("DELETE FROM schema_version")
+            connection.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))

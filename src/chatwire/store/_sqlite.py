@@ -1,0 +1,284 @@
+"""The log in one SQLite file (the default): WAL, FTS5, many processes on one machine.
+
+The file lives at ``$CHATWIRE_HOME/logs.db`` (default: the user's data
+directory). WAL mode lets readers in other processes read while one writes;
+writers in several processes (``serve --workers N``) take turns, and one
+that finds the file locked waits and tries again rather than losing the
+record. The schema carries a version and migrates forward on open.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "default_path"]
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._errors import InvalidRequest
+from ._base import Store
+from ._exchange import Exchange
+from ._rows import COLUMNS, CONVERSATIONS, UPSERT, exchange_from, row_values
+
+HOME_ENV = "CHATWIRE_HOME"
+_LOCK_WAIT_SECONDS = 1.0
+
+
+def default_path() -> Path:
+    """``$CHATWIRE_HOME/logs.db``, else ``logs.db`` in the user's data directory."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser() / "logs.db"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("chatwire", appauthor=False)) / "logs.db"
+
+
+_FTS_TRIGGERS = """
+    CREATE TRIGGER exchanges_fts_insert AFTER INSERT ON exchanges BEGIN
+        INSERT INTO exchanges_fts (rowid, prompt, response)
+        VALUES (new.id, new.prompt, new.response);
+    END;
+    CREATE TRIGGER exchanges_fts_delete AFTER DELETE ON exchanges BEGIN
+        INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response)
+        VALUES ('delete', old.id, old.prompt, old.response);
+    END;
+"""
+
+# Each entry migrates the schema from version N to N+1; never edit a released one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE exchanges (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        messages TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        response TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('complete', 'interrupted', 'error')),
+        error TEXT,
+        first_token_seconds REAL,
+        total_seconds REAL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER
+    );
+    CREATE INDEX exchanges_by_conversation ON exchanges (conversation_id, id);
+    CREATE VIRTUAL TABLE exchanges_fts USING fts5(
+        prompt, response, content='exchanges', content_rowid='id'
+    );
+    """
+    + _FTS_TRIGGERS,
+    "ALTER TABLE exchanges ADD COLUMN tool_calls TEXT;",
+    # Exchanges are written when they start and updated as they stream, by key, from
+    # any number of processes; each process's heartbeat says its open rows are alive.
+    # SQLite cannot change a CHECK in place: the table is rebuilt, row ids kept (the
+    # full-text index refers to them).
+    """
+    DROP TRIGGER exchanges_fts_insert;
+    DROP TRIGGER exchanges_fts_delete;
+    CREATE TABLE exchanges_new (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        messages TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        response TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('open', 'complete', 'interrupted', 'error', 'abandoned')),
+        error TEXT,
+        first_token_seconds REAL,
+        total_seconds REAL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        tool_calls TEXT,
+        key TEXT NOT NULL UNIQUE,
+        replica TEXT
+    );
+    INSERT INTO exchanges_new
+        SELECT id, conversation_id, started_at, provider, model, messages, prompt, response,
+               status, error, first_token_seconds, total_seconds, prompt_tokens,
+               completion_tokens, tool_calls, lower(hex(randomblob(16))), NULL
+        FROM exchanges;
+    DROP TABLE exchanges;
+    ALTER TABLE exchanges_new RENAME TO exchanges;
+    CREATE INDEX exchanges_by_conversation ON exchanges (conversation_id, id);
+    CREATE INDEX exchanges_open ON exchanges (replica) WHERE status = 'open';
+    """
+    + _FTS_TRIGGERS
+    + """
+    CREATE TRIGGER exchanges_fts_update AFTER UPDATE OF prompt, response ON exchanges BEGIN
+        INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response)
+        VALUES ('delete', old.id, old.prompt, old.response);
+        INSERT INTO exchanges_fts (rowid, prompt, response)
+        VALUES (new.id, new.prompt, new.response);
+    END;
+    CREATE TABLE replicas (id TEXT PRIMARY KEY, beat_at REAL NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class SQLiteStore(Store):
+    """The log in one SQLite file."""
+
+    def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(location)
+        if isinstance(location, str) and location.startswith("sqlite://"):
+            # As SQLAlchemy reads it: sqlite:///logs.db is relative, sqlite:////tmp/logs.db not.
+            location = location.removeprefix("sqlite://").removeprefix("/") or None
+        self.path = Path(location) if location is not None else default_path()
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    # -- connection and schema ---------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=_LOCK_WAIT_SECONDS, check_same_thread=False,
+                isolation_level=None,
+            )  # fmt: skip
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            _migrate(connection)
+            self._connection = connection
+        return self._connection
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
+        rows = [row_values(exchange, replica) for exchange in exchanges]
+        with self._lock:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(UPSERT, rows)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def _id_of(self, key: str) -> int:
+        with self._lock:
+            row = self._connect().execute("SELECT id FROM exchanges WHERE key = ?", (key,))
+            return int(row.fetchone()[0])
+
+    def beat(self, replica: str, stale_after: float) -> int:
+        now = time.time()
+        with self._lock:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "INSERT INTO replicas (id, beat_at) VALUES (?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                    (replica, now),
+                )
+                marked = connection.execute(
+                    "UPDATE exchanges SET status = 'abandoned' WHERE status = 'open' AND "
+                    "(replica IS NULL OR replica NOT IN "
+                    " (SELECT id FROM replicas WHERE beat_at >= ?))",
+                    (now - stale_after,),
+                ).rowcount
+                connection.execute("DELETE FROM replicas WHERE beat_at < ?", (now - stale_after,))
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return int(marked)
+
+    # -- reading -----------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[Exchange]:
+        with self._lock:
+            rows = self._connect().execute(sql, params).fetchall()
+        return [exchange_from(row) for row in rows]
+
+    def _recent(self, limit: int) -> list[Exchange]:
+        rows = self._query(f"SELECT {COLUMNS} FROM exchanges ORDER BY id DESC LIMIT ?", (limit,))
+        return rows[::-1]
+
+    def _conversation(self, conversation_id: str) -> list[Exchange]:
+        return self._query(
+            f"SELECT {COLUMNS} FROM exchanges WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
+
+    def _search(self, words: list[str], limit: int) -> list[Exchange]:
+        # Every word quoted: user text is searched for, not parsed as FTS5 syntax.
+        quoted = ['"' + word.replace('"', '""') + '"' for word in words]
+        return self._query(
+            f"SELECT {', '.join('e.' + name for name in COLUMNS.split(', '))} "
+            "FROM exchanges_fts JOIN exchanges e ON e.id = exchanges_fts.rowid "
+            "WHERE exchanges_fts MATCH ? ORDER BY rank LIMIT ?",
+            (" ".join(quoted), limit),
+        )
+
+    def _conversations(self, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._connect().execute(CONVERSATIONS, (limit,)).fetchall()
+        return [
+            {"id": cid, "title": title, "updated_at": last, "exchanges": count}
+            for cid, title, last, count in rows
+        ]
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring the schema up to ``SCHEMA_VERSION``, one step at a time, atomically."""
+    connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = connection.execute("SELECT version FROM schema_version").fetchone()
+    version = 0 if row is None else int(row[0])
+    if version > SCHEMA_VERSION:
+        raise InvalidRequest(
+            f"the log was written by a newer chatwire (schema {version} > {SCHEMA_VERSION})"
+        )
+    for step in range(version, SCHEMA_VERSION):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            current = connection.execute("SELECT version FROM schema_version").fetchone()
+            if current is not None and int(current[0]) > step:
+                connection.execute("ROLLBACK")  # another process migrated meanwhile
+                continue
+            for statement in _statements(_MIGRATIONS[step]):
+                connection.execute(statement)
+            connection.execute("DELETE FROM schema_version")
+            connection.execute("INSERT INTO schema_version (version) VALUES (?)", (step + 1,))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (triggers contain semicolons)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
