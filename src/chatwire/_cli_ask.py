@@ -87,12 +87,13 @@ def _read_prompt(prompt: str | None) -> str:
 
 def open_store(no_log: bool) -> Store | None:
     """The log to write to, unless logging is off for this run."""
-    from .store import Store, logging_disabled
+    from .store import logging_disabled
+    from .store import open_store as open_log
 
     if no_log or logging_disabled():
         return None
     _show_log_warnings()
-    return Store()
+    return open_log()
 
 
 def _show_log_warnings() -> None:
@@ -120,17 +121,18 @@ class Conversation:
         model: str | None,
         system: str | None,
     ) -> None:
-        from .store import Store, new_conversation_id
+        from .store import new_conversation_id
+        from .store import open_store as open_log
 
         self.store = store
         self.provider = provider
         self.model = model
         self.messages: list[dict[str, str]] = []
         if continue_latest or cid:
-            reader = store or Store()
+            reader = store or open_log()
             cid = cid or reader.latest_conversation_id()
             if cid is None:
-                fail(f"there is no conversation in {reader.path} to continue")
+                fail(f"there is no conversation in {reader.describe()} to continue")
             try:
                 last = reader.last_exchange(cid)
                 self.messages = last.history()

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from ._cli_ask import EXIT_USAGE, fail, open_store
 from ._errors import ChatwireError
 
-__all__ = ["ServeSettings", "is_loopback", "logs", "logs_path", "providers_table", "serve"]
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = [
+    "ServeSettings",
+    "is_loopback",
+    "logs",
+    "logs_path",
+    "providers_table",
+    "serve",
+    "worker_app",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class ServeSettings:
     max_body: int
     no_log: bool
     max_concurrent: int
+    workers: int = 1
 
 
 def is_loopback(host: str) -> bool:
@@ -54,9 +67,8 @@ def _read_key_file(path: str) -> str:
     return key
 
 
-def serve(settings: ServeSettings) -> None:
-    import uvicorn
-
+def _gateway(settings: ServeSettings) -> Starlette:
+    """The application ``settings`` describe, refused (exit 2) when it would be unsafe."""
     from .server import create_app
 
     host = settings.host
@@ -70,7 +82,7 @@ def serve(settings: ServeSettings) -> None:
     wildcard = host in ("0.0.0.0", "::", "")
     allowed_hosts = [*settings.allowed_host, *(() if wildcard else (host,))]
     try:
-        app = create_app(
+        return create_app(
             settings.provider, api_key=api_key or None, options=settings.options,
             max_body=settings.max_body, store=open_store(settings.no_log),
             max_concurrent=settings.max_concurrent, allowed_hosts=allowed_hosts,
@@ -78,12 +90,42 @@ def serve(settings: ServeSettings) -> None:
         )  # fmt: skip
     except ChatwireError as exc:
         fail(str(exc))
-    _raise_open_file_limit()
+
+
+# How ``serve --workers N`` hands its settings to the worker processes it starts.
+_WORKER_SETTINGS_ENV = "CHATWIRE_WORKER_SETTINGS"
+
+
+def worker_app() -> Starlette:
+    """The gateway of one ``serve --workers N`` process (uvicorn calls this in each)."""
+    fields = json.loads(os.environ[_WORKER_SETTINGS_ENV])
+    for name in ("allowed_host", "cors_origin"):
+        fields[name] = tuple(fields[name])
+    app = _gateway(ServeSettings(**fields))
     _settle_garbage_collector()
-    shown_host = f"[{host}]" if ":" in host else host
+    return app
+
+
+def serve(settings: ServeSettings) -> None:
+    import uvicorn
+
+    app = _gateway(settings)  # checked here, once, even when workers build their own
+    _raise_open_file_limit()
+    shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     shown = f"http://{shown_host}:{settings.port}"
-    sys.stderr.write(f"chatwire gateway on {shown} (providers: {settings.provider})\n")
-    uvicorn.run(app, host=host, port=settings.port, log_level="warning", access_log=False)
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    sys.stderr.write(f"chatwire gateway on {shown} (providers: {settings.provider}{workers})\n")
+    common: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": "warning",
+        "access_log": False,
+    }  # fmt: skip
+    if settings.workers == 1:
+        _settle_garbage_collector()
+        uvicorn.run(app, **common)
+        return
+    # The key itself stays out of the environment when it came from a file.
+    os.environ[_WORKER_SETTINGS_ENV] = json.dumps(asdict(settings))
+    uvicorn.run("chatwire._cli_misc:worker_app", factory=True, workers=settings.workers, **common)
 
 
 _GC_THRESHOLD = 20_000  # allocations between young collections; Python's default is 700
@@ -146,10 +188,10 @@ def _yes(flag: object) -> str:
 
 def logs(count: int, cid: str | None, as_json: bool, query: str | None) -> None:
     """Recent exchanges, one conversation, or a full-text search."""
-    from .store import Store
+    from .store import open_store as open_log
 
-    store = Store()
-    if not store.path.exists():
+    store = open_log()
+    if store.path is not None and not store.path.exists():
         fail(f"no log yet at {store.path}")
     try:
         if query:
@@ -158,8 +200,8 @@ def logs(count: int, cid: str | None, as_json: bool, query: str | None) -> None:
             exchanges = store.conversation(cid)
         else:
             exchanges = store.recent(count)
-    except Exception as exc:  # sqlite3 errors: a damaged or locked file
-        fail(f"cannot read {store.path}: {exc}")
+    except Exception as exc:  # a damaged or locked file, a database away
+        fail(f"cannot read {store.describe()}: {exc}")
     if as_json:
         json.dump([e.to_json() for e in exchanges], sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -182,6 +224,6 @@ def logs(count: int, cid: str | None, as_json: bool, query: str | None) -> None:
 
 
 def logs_path() -> None:
-    from .store import default_path
+    from .store import open_store as open_log
 
-    sys.stdout.write(f"{default_path()}\n")
+    sys.stdout.write(f"{open_log().describe()}\n")

@@ -8,6 +8,7 @@ when the command runs, and each command's work only when it is chosen, so
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -25,38 +26,53 @@ def main(argv: Sequence[str] | None = None) -> None:
     command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="chatwire")
 
 
+def _database_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--database-url``: where the log is, for this command and the processes it starts."""
+    import click
+
+    def settle(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value:  # every part of the command, and its worker processes, read it from here
+            os.environ["CHATWIRE_DATABASE_URL"] = value
+
+    return click.option(
+        "--database-url", metavar="URL", expose_value=False, callback=settle,
+        help="The log: postgresql://... or sqlite:///path (or set CHATWIRE_DATABASE_URL; "
+        "default: the SQLite file in CHATWIRE_HOME).",
+    )(function)  # fmt: skip
+
+
 def _conversation_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options ``ask`` and ``chat`` share."""
     import click
 
-    for decorator in reversed(
-        [
-            click.option("-p", "--provider", help="Provider name (default: local)."),
-            click.option("-m", "--model", help="Model name (default: the provider's first)."),
-            click.option("-s", "--system", help="System prompt (for a new conversation)."),
-            click.option(
-                "-o",
-                "--option",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="Provider option, e.g. -o temperature=0 -o max_tokens=100 (repeatable).",
-            ),
-            click.option(
-                "-c",
-                "--continue",
-                "continue_",
-                is_flag=True,
-                help="Continue the latest conversation in the log.",
-            ),
-            click.option("--cid", help="Continue the conversation with this id."),
-            click.option(
-                "--no-log",
-                is_flag=True,
-                help="Do not write to the conversation log (or set CHATWIRE_NO_LOG=1).",
-            ),
-            click.option("--debug", is_flag=True, help="Show tracebacks."),
-        ]
-    ):
+    decorators: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option("-p", "--provider", help="Provider name (default: local)."),
+        click.option("-m", "--model", help="Model name (default: the provider's first)."),
+        click.option("-s", "--system", help="System prompt (for a new conversation)."),
+        click.option(
+            "-o",
+            "--option",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Provider option, e.g. -o temperature=0 -o max_tokens=100 (repeatable).",
+        ),
+        click.option(
+            "-c",
+            "--continue",
+            "continue_",
+            is_flag=True,
+            help="Continue the latest conversation in the log.",
+        ),
+        click.option("--cid", help="Continue the conversation with this id."),
+        click.option(
+            "--no-log",
+            is_flag=True,
+            help="Do not write to the conversation log (or set CHATWIRE_NO_LOG=1).",
+        ),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+        _database_option,
+    ]
+    for decorator in reversed(decorators):
         function = decorator(function)
     return function
 
@@ -170,8 +186,12 @@ def _build() -> click.Group:
         help="Largest request body accepted, in bytes.",
     )
     @click.option("--no-log", is_flag=True, help="Do not write to the conversation log.")
+    @_database_option
     @click.option("--max-concurrent", default=1024, show_default=True, type=click.IntRange(1),
                   help="Requests answered at once; more get 429 straight away.")  # fmt: skip
+    @click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+                  help="Processes serving the port, each with its own event loop "
+                  "(they share the log).")  # fmt: skip
     @click.pass_context
     def serve(ctx: click.Context, /, option: tuple[str, ...], **settings: Any) -> None:
         """Serve providers over the OpenAI API, the Forefront protocol and a chat page.
@@ -201,6 +221,7 @@ def _build() -> click.Group:
     @click.option("--cid", help="Show this conversation.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.option("-q", "query", help="Full-text search in prompts and answers.")
+    @_database_option
     @click.pass_context
     def logs(ctx: click.Context, count: int, cid: str | None, as_json: bool,
              query: str | None) -> None:  # fmt: skip
