@@ -97,7 +97,7 @@ def test_openai_sdk_async(gateway: ThreadedServer) -> None:
 def test_models_and_health(gateway: ThreadedServer) -> None:
     models = sdk(gateway).models.list()
     assert [m.id for m in models.data] == ["local/smollm2-135m-instruct"]
-    assert httpx.get(gateway.url("/healthz")).json() == {"status": "ok"}
+    assert httpx.get(gateway.url("/healthz")).json() == {"status": "ok", "log": None}
 
 
 # -- the Forefront protocol, round trip through a real model -----------------------

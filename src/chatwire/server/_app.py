@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = ["Gateway", "create_app"]
 
+import asyncio
 import contextlib
 import hmac
 import os
@@ -50,6 +51,8 @@ from ._wire import (
     ApiError,
     bad_request,
 )
+
+LOG_FLUSH_AT_EXIT_SECONDS = 10.0  # how long a stopping gateway waits for its log
 
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_CONCURRENT = 1024
@@ -284,8 +287,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = gateway.store
+        if store is not None:
+            # Beat and sweep from the start: other replicas' dead answers get marked,
+            # and /healthz knows within seconds whether the log is reachable.
+            store.writer.watch()
         yield
         await gateway.client.aclose()
+        if store is not None:  # what this process logged is written before it goes
+            await asyncio.to_thread(store.flush, LOG_FLUSH_AT_EXIT_SECONDS)
 
     app = Starlette(
         lifespan=lifespan,

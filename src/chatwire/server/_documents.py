@@ -109,8 +109,17 @@ class Conversation(Struct, kw_only=True):
     exchanges: list[dict[str, Any]]
 
 
+class LogHealth(Struct, kw_only=True):
+    """The conversation log as this process sees it."""
+
+    reachable: bool
+    queued: int  # records waiting to be written
+    dropped: int  # records lost because the queue was full
+
+
 class Health(Struct, kw_only=True):
     status: str
+    log: LogHealth | None  # None: this server keeps no log
 
 
 class Operation:

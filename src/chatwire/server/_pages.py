@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["log_routes", "page_routes"]
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,13 +61,14 @@ def log_routes(gateway: Gateway) -> list[BaseRoute]:
     )
     async def conversations(request: Request) -> Response:
         store = authorized_store(request)
-        return JSONResponse({"object": "list", "data": store.conversations()})
+        data = await asyncio.to_thread(store.conversations)  # a database may take a while
+        return JSONResponse({"object": "list", "data": data})
 
     @documented(Operation("One logged conversation", answer=Conversation, errors=(404,)))
     async def conversation(request: Request) -> Response:
         store = authorized_store(request)
         cid = request.path_params["cid"]
-        exchanges = store.conversation(cid)
+        exchanges = await asyncio.to_thread(store.conversation, cid)
         if not exchanges:
             raise ApiError(404, f"no conversation {cid!r}", code="not_found")
         return JSONResponse(

@@ -197,7 +197,8 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
 
     @documented(Operation("Liveness; needs no key", answer=Health, public=True))
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        store = gateway.store
+        return JSONResponse({"status": "ok", "log": None if store is None else store.health()})
 
     document: dict[str, Any] = {}
 
