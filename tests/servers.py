@@ -411,11 +411,15 @@ def _answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(*args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
-    """``chatwire serve ARGS`` as a subprocess on a free loopback port, once it answers."""
+def serve(*args: str, env: dict[str, str] | None = None, log: bool = False) -> Iterator[Served]:
+    """``chatwire serve ARGS`` as a subprocess on a free loopback port, once it answers.
+
+    Without ``log`` it keeps none; with it, the log its environment names.
+    """
     port = free_port()
+    quiet = () if log else ("--no-log",)
     process = subprocess.Popen(
-        [shutil.which("chatwire") or "chatwire", "serve", "--no-log", "--port", str(port), *args],
+        [shutil.which("chatwire") or "chatwire", "serve", *quiet, "--port", str(port), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
