@@ -15,6 +15,7 @@ __all__ = ["Store"]
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ from .._errors import InvalidRequest
 from ._exchange import STATUSES, Exchange
 
 logger = logging.getLogger("chatwire")
+
+# This process's id, kept current across a fork without asking the kernel each time.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 # How long a read waits for this process's queued writes before it reads anyway.
 _SETTLE_SECONDS = 10.0
@@ -116,17 +128,27 @@ class Store:
     @property
     def writer(self) -> Any:
         """This process's writer for the log (a ``LogWriter``), started on first use."""
+        writer = self._writer
+        if writer is not None and writer.pid == _pid:
+            return writer
         with self._writer_lock:
-            if self._writer is None or self._writer.pid != os.getpid():
+            if self._writer is None or self._writer.pid != _pid:
                 from ._writer import LogWriter
 
                 self._writer = LogWriter(self)
             return self._writer
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the records this process queued are written; whether they all were."""
-        writer = self._writer
-        return True if writer is None else bool(writer.flush(timeout))
+        """Wait until the records this process queued for this log (through this store or
+        another open on the same location) are written; whether they all were in time."""
+        from ._writer import writers_for
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for writer in writers_for(self.location):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not writer.flush(left):
+                return False
+        return True
 
     def health(self) -> dict[str, Any]:
         """Whether the log is reachable, and how many records wait or were dropped."""

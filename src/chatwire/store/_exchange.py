@@ -11,6 +11,7 @@ __all__ = [
     "status_of",
 ]
 
+import itertools
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +28,21 @@ def new_conversation_id() -> str:
 
 
 def new_key() -> str:
-    """An exchange's own id, unique across every process writing one log."""
-    return os.urandom(16).hex()
+    """An exchange's own id, unique across every process writing one log: this
+    process's random prefix and a count (a fork starts a prefix of its own)."""
+    return f"{_key_prefix}{next(_key_count):x}"
+
+
+def _new_key_prefix() -> None:
+    global _key_prefix, _key_count
+    _key_prefix = os.urandom(12).hex() + "-"
+    _key_count = itertools.count()
+
+
+_key_prefix = ""
+_key_count = itertools.count()
+_new_key_prefix()
+os.register_at_fork(after_in_child=_new_key_prefix)
 
 
 def _now() -> str:

@@ -16,7 +16,7 @@ database; open exchanges of a replica whose heartbeat stopped are marked
 
 from __future__ import annotations
 
-__all__ = ["FLUSH_SECONDS", "STALE_SECONDS", "LogWriter", "Recorder"]
+__all__ = ["FLUSH_SECONDS", "STALE_SECONDS", "LogWriter", "Recorder", "writers_for"]
 
 import atexit
 import logging
@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from copy import copy
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,9 @@ FLUSH_SECONDS = 2.0  # the longest a streaming answer's text waits to be written
 STALE_SECONDS = 10.0  # a replica silent this long is taken for dead
 QUEUE_CAPACITY = 10_000  # records waiting, beyond which new ones are dropped
 _BATCH_MAX = 500
+# How long the first record of a batch waits for others to join it: waking the thread
+# and committing for every record would cost more than the records themselves.
+_LINGER_SECONDS = 0.05
 _BACKOFF_MAX_SECONDS = 5.0
 _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the database
 
@@ -64,6 +68,7 @@ class LogWriter:
         self._live: set[Recorder] = set()
         self._changed = threading.Condition()
         self._unwritten = 0  # queued or in a batch not yet committed
+        self._flushing = 0  # callers waiting in flush(): no lingering for them
         self._dropped = 0
         self._reachable = True
         self._stopping = False
@@ -99,17 +104,20 @@ class LogWriter:
                 return
             self._queue.append(record)
             self._unwritten += 1
-            self._wake()
+            if self._thread is None:
+                self._wake()
+            elif len(self._queue) == 1 or len(self._queue) == _BATCH_MAX:
+                self._changed.notify()  # the first of a batch, or a full one
 
     def begin(self, recorder: Recorder) -> None:
         with self._changed:
             self._live.add(recorder)
-        self.submit(replace(recorder.exchange))
+        self.submit(copy(recorder.exchange))
 
     def end(self, recorder: Recorder) -> None:
         with self._changed:
             self._live.discard(recorder)
-        self.submit(replace(recorder.exchange))
+        self.submit(copy(recorder.exchange))
 
     def watch(self) -> None:
         """Beat and sweep even with nothing streaming, as a long-running gateway does."""
@@ -120,7 +128,12 @@ class LogWriter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is written; whether that happened in time."""
         with self._changed:
-            done = self._changed.wait_for(lambda: self._unwritten == 0, timeout)
+            self._flushing += 1
+            self._changed.notify()
+            try:
+                done = self._changed.wait_for(lambda: self._unwritten == 0, timeout)
+            finally:
+                self._flushing -= 1
             ending = self._ending
         if done and ending is not None:
             ending.join()  # it has nothing left to do: let it be gone, not going
@@ -155,15 +168,8 @@ class LogWriter:
         retry_at = 0.0
         backoff = 0.0
         while True:
-            with self._changed:
-                wake = min(next_beat, retry_at) if batch else next_beat
-                while not self._queue and time.monotonic() < wake:
-                    if self._stopping and not batch:
-                        break
-                    self._changed.wait(wake - time.monotonic())
-                taken = [self._queue.popleft() for _ in range(min(len(self._queue), _BATCH_MAX))]
-                stopping = self._stopping
-                live = list(self._live) if time.monotonic() >= next_beat else []
+            wake = min(next_beat, retry_at) if batch else next_beat
+            taken, stopping, live = self._take(wake, bool(batch), next_beat)
             for record in taken:
                 _merge(batch, record)
             in_batch += len(taken)
@@ -205,6 +211,27 @@ class LogWriter:
                         self._end_thread()
                         return
 
+    def _take(
+        self, wake: float, holding: bool, next_beat: float
+    ) -> tuple[list[Exchange], bool, list[Recorder]]:
+        """Wait for records (or ``wake``), let a batch gather; what was queued, whether
+        stopping, and at a beat the answers streaming."""
+        with self._changed:
+            while not self._queue and time.monotonic() < wake:
+                if self._stopping and not holding:
+                    break
+                self._changed.wait(wake - time.monotonic())
+            linger_until = time.monotonic() + _LINGER_SECONDS
+            while (
+                self._queue and len(self._queue) < _BATCH_MAX
+                and not self._flushing and not self._stopping
+                and time.monotonic() < linger_until
+            ):  # fmt: skip
+                self._changed.wait(linger_until - time.monotonic())
+            taken = [self._queue.popleft() for _ in range(min(len(self._queue), _BATCH_MAX))]
+            live = list(self._live) if time.monotonic() >= next_beat else []
+            return taken, self._stopping, live
+
     def _end_thread(self) -> None:
         # With ``_changed`` held, so a record submitted now starts a new thread.
         self._ending, self._thread = self._thread, None
@@ -233,6 +260,12 @@ class LogWriter:
 
 
 _writers: weakref.WeakSet[LogWriter] = weakref.WeakSet()
+
+
+def writers_for(location: str) -> list[LogWriter]:
+    """This process's writers for the log at ``location``."""
+    pid = os.getpid()
+    return [w for w in list(_writers) if w.pid == pid and w.store.location == location]
 
 
 @atexit.register
