@@ -33,7 +33,7 @@ def in_venv() -> bool:
 
 def prepare() -> None:
     """Create the venv and install into it, unless the marker says it's done."""
-    wanted = ["-e", str(ROOT), *PEERS]
+    wanted = ["-e", f"{ROOT}[postgres]", *PEERS]  # the extra: bench/log_write.py
     if MARKER.exists() and MARKER.read_text().split("\n") == wanted:
         return
     if not PYTHON.exists():
