@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -48,11 +47,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from _env import ensure_venv
+from _postgres import postgres_url
 
 BENCH = Path(__file__).resolve().parent
 TOKEN = b"@@"
@@ -324,20 +323,6 @@ async def closed_loop(target: Target, clients: int, tokens: int, seconds: float)
 
     await asyncio.gather(*(client() for _ in range(clients)))
     return done
-
-
-@contextlib.contextmanager
-def postgres_url() -> Iterator[str]:
-    """A new database in a throwaway PostgreSQL cluster, the one the tests use."""
-    sys.path.insert(0, str(BENCH.parent))
-    from tests.postgres import PostgresCluster
-
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
-        yield cluster.new_database()
-    finally:
-        cluster.remove()
 
 
 def saturate(clients: int, tokens: int, seconds: float, home: str) -> None:

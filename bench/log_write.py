@@ -21,8 +21,6 @@ Run: python bench/log_write.py [--count 5000] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from _env import ensure_venv
+from _postgres import postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSWER = "The sea is salty because rivers carry dissolved minerals into it. " * 6
@@ -63,22 +62,6 @@ def one_per_exchange(store: object, count: int, tag: str) -> float:
         exchange.response = ANSWER  # type: ignore[attr-defined]
         assert store.record(exchange) is not None  # type: ignore[attr-defined]
     return count / (time.perf_counter() - start)
-
-
-@contextlib.contextmanager
-def postgres_url() -> Iterator[str]:
-    if os.environ.get("CHATWIRE_DATABASE_URL", "").startswith("postgres"):
-        yield os.environ["CHATWIRE_DATABASE_URL"]
-        return
-    sys.path.insert(0, str(ROOT))
-    from tests.postgres import PostgresCluster
-
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
-        yield cluster.new_database()
-    finally:
-        cluster.remove()
 
 
 def measure(name: str, store: object, count: int, repeats: int) -> None:

@@ -1,0 +1,33 @@
+"""A PostgreSQL database for the benches that log to one.
+
+The database ``CHATWIRE_DATABASE_URL`` names, if it is a PostgreSQL one;
+otherwise a new database in a throwaway cluster of Debian's package, made
+and removed as the tests do it (``tests/postgres.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def postgres_url() -> Iterator[str]:
+    given = os.environ.get("CHATWIRE_DATABASE_URL", "")
+    if given.startswith(("postgresql://", "postgres://")):
+        yield given
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres import PostgresCluster
+
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster.new_database()
+    finally:
+        cluster.remove()
