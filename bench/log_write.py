@@ -30,7 +30,6 @@ from pathlib import Path
 from _env import ensure_venv
 from _postgres import postgres_url
 
-ROOT = Path(__file__).resolve().parent.parent
 ANSWER = "The sea is salty because rivers carry dissolved minerals into it. " * 6
 
 
