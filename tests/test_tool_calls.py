@@ -261,6 +261,7 @@ def test_chatwire_logs_shows_the_tool_calls(server: ThreadedServer, tmp_path: Pa
     home = tmp_path / "home"
     store = Store(home / "logs.db")
     ask(server, store=store)
+    assert store.flush(60)  # another process reads the log: the records must be in it
     shown = subprocess.run(
         [shutil.which("chatwire") or "chatwire", "logs"], capture_output=True, text=True,
         check=True, env={**os.environ, "CHATWIRE_HOME": str(home)}, timeout=60,

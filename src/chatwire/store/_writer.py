@@ -41,8 +41,9 @@ FLUSH_SECONDS = 2.0  # the longest a streaming answer's text waits to be written
 STALE_SECONDS = 10.0  # a replica silent this long is taken for dead
 QUEUE_CAPACITY = 10_000  # records waiting, beyond which new ones are dropped
 _BATCH_MAX = 500
-# How long the first record of a batch waits for others to join it: waking the thread
-# and committing for every record would cost more than the records themselves.
+# Under load, how long the first record of a batch waits for others to join it: waking
+# the thread and committing for every record would cost more than the records. A
+# record that comes after a quiet spell is written at once.
 _LINGER_SECONDS = 0.05
 _BACKOFF_MAX_SECONDS = 5.0
 _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the database
@@ -69,6 +70,7 @@ class LogWriter:
         self._changed = threading.Condition()
         self._unwritten = 0  # queued or in a batch not yet committed
         self._flushing = 0  # callers waiting in flush(): no lingering for them
+        self._last_write = 0.0  # when a batch was last committed (monotonic)
         self._dropped = 0
         self._reachable = True
         self._stopping = False
@@ -196,6 +198,7 @@ class LogWriter:
                         return
                     continue
                 backoff, retry_at = 0.0, 0.0
+                self._last_write = time.monotonic()
                 batch.clear()
                 with self._changed:
                     self._unwritten -= in_batch
@@ -221,7 +224,8 @@ class LogWriter:
                 if self._stopping and not holding:
                     break
                 self._changed.wait(wake - time.monotonic())
-            linger_until = time.monotonic() + _LINGER_SECONDS
+            busy = time.monotonic() - self._last_write < _LINGER_SECONDS
+            linger_until = time.monotonic() + (_LINGER_SECONDS if busy else 0.0)
             while (
                 self._queue and len(self._queue) < _BATCH_MAX
                 and not self._flushing and not self._stopping
