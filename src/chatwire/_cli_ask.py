@@ -15,7 +15,7 @@ __all__ = [
     "ask",
     "chat",
     "fail",
-    "open_store",
+    "log_for_run",
     "parse_options",
 ]
 
@@ -85,15 +85,14 @@ def _read_prompt(prompt: str | None) -> str:
     return prompt
 
 
-def open_store(no_log: bool) -> Store | None:
+def log_for_run(no_log: bool) -> Store | None:
     """The log to write to, unless logging is off for this run."""
-    from .store import logging_disabled
-    from .store import open_store as open_log
+    from .store import logging_disabled, open_store
 
     if no_log or logging_disabled():
         return None
     _show_log_warnings()
-    return open_log()
+    return open_store()
 
 
 def _show_log_warnings() -> None:
@@ -121,15 +120,14 @@ class Conversation:
         model: str | None,
         system: str | None,
     ) -> None:
-        from .store import new_conversation_id
-        from .store import open_store as open_log
+        from .store import new_conversation_id, open_store
 
         self.store = store
         self.provider = provider
         self.model = model
         self.messages: list[dict[str, str]] = []
         if continue_latest or cid:
-            reader = store or open_log()
+            reader = store or open_store()
             cid = cid or reader.latest_conversation_id()
             if cid is None:
                 fail(f"there is no conversation in {reader.describe()} to continue")
@@ -191,7 +189,7 @@ def ask(
     options = parse_options(option)
     if schema is not None:
         options["response_format"] = schema_format(schema)
-    store = open_store(no_log)
+    store = log_for_run(no_log)
     conversation = Conversation(store, continue_, cid, provider, model, system)
     out = sys.stdout
     stream = None
@@ -243,7 +241,7 @@ def chat(
         import readline  # noqa: F401  (line editing and history for input())
 
     options = parse_options(option)
-    store = open_store(no_log)
+    store = log_for_run(no_log)
     conversation = Conversation(store, continue_, cid, provider, model, system)
     err = sys.stderr
     err.write(

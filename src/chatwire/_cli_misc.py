@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._cli_ask import EXIT_USAGE, fail, open_store
+from ._cli_ask import EXIT_USAGE, fail, log_for_run
 from ._errors import ChatwireError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _gateway(settings: ServeSettings) -> Starlette:
     try:
         return create_app(
             settings.provider, api_key=api_key or None, options=settings.options,
-            max_body=settings.max_body, store=open_store(settings.no_log),
+            max_body=settings.max_body, store=log_for_run(settings.no_log),
             max_concurrent=settings.max_concurrent, allowed_hosts=allowed_hosts,
             cors_origins=settings.cors_origin,
         )  # fmt: skip
@@ -188,9 +188,9 @@ def _yes(flag: object) -> str:
 
 def logs(count: int, cid: str | None, as_json: bool, query: str | None) -> None:
     """Recent exchanges, one conversation, or a full-text search."""
-    from .store import open_store as open_log
+    from .store import open_store
 
-    store = open_log()
+    store = open_store()
     if store.path is not None and not store.path.exists():
         fail(f"no log yet at {store.path}")
     try:
@@ -224,6 +224,6 @@ def logs(count: int, cid: str | None, as_json: bool, query: str | None) -> None:
 
 
 def logs_path() -> None:
-    from .store import open_store as open_log
+    from .store import open_store
 
-    sys.stdout.write(f"{open_log().describe()}\n")
+    sys.stdout.write(f"{open_store().describe()}\n")
