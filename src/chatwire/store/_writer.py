@@ -96,30 +96,36 @@ class LogWriter:
     def submit(self, record: Exchange) -> None:
         """Queue ``record``; never waits. Dropped (and counted) when the queue is full."""
         with self._changed:
-            if len(self._queue) >= self.capacity:
-                self._dropped += 1
-                if self._dropped == 1 or self._dropped % 1000 == 0:
-                    logger.warning(
-                        "chatwire: the conversation log %s is not keeping up: "
-                        "%d record(s) dropped", self.store.describe(), self._dropped,
-                    )  # fmt: skip
-                return
-            self._queue.append(record)
-            self._unwritten += 1
-            if self._thread is None:
-                self._wake()
-            elif len(self._queue) == 1 or len(self._queue) == _BATCH_MAX:
-                self._changed.notify()  # the first of a batch, or a full one
+            self._enqueue(record)
+
+    def _enqueue(self, record: Exchange) -> None:
+        # With ``_changed`` held.
+        if len(self._queue) >= self.capacity:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                logger.warning(
+                    "chatwire: the conversation log %s is not keeping up: "
+                    "%d record(s) dropped", self.store.describe(), self._dropped,
+                )  # fmt: skip
+            return
+        self._queue.append(record)
+        self._unwritten += 1
+        if self._thread is None:
+            self._wake()
+        elif len(self._queue) == 1 or len(self._queue) == _BATCH_MAX:
+            self._changed.notify()  # the first of a batch, or a full one
 
     def begin(self, recorder: Recorder) -> None:
+        record = copy(recorder.exchange)
         with self._changed:
             self._live.add(recorder)
-        self.submit(copy(recorder.exchange))
+            self._enqueue(record)
 
     def end(self, recorder: Recorder) -> None:
+        record = copy(recorder.exchange)
         with self._changed:
             self._live.discard(recorder)
-        self.submit(copy(recorder.exchange))
+            self._enqueue(record)
 
     def watch(self) -> None:
         """Beat and sweep even with nothing streaming, as a long-running gateway does."""
@@ -200,19 +206,25 @@ class LogWriter:
                 backoff, retry_at = 0.0, 0.0
                 self._last_write = time.monotonic()
                 batch.clear()
+                in_batch, written = 0, in_batch
                 with self._changed:
-                    self._unwritten -= in_batch
+                    self._unwritten -= written
                     self._reachable = True
-                    in_batch = 0
-                    if self._idle() or (stopping and not self._queue):
-                        self._end_thread()
+                    # In the same hold as the count: flush() then finds the thread gone.
+                    if self._ended(stopping):
                         return
                     self._changed.notify_all()
             elif not batch:
                 with self._changed:
-                    if self._idle() or (stopping and not self._queue):
-                        self._end_thread()
+                    if self._ended(stopping):
                         return
+
+    def _ended(self, stopping: bool) -> bool:
+        """Whether the thread has nothing left to do; if so it is marked gone (lock held)."""
+        if self._idle() or (stopping and not self._queue):
+            self._end_thread()
+            return True
+        return False
 
     def _take(
         self, wake: float, holding: bool, next_beat: float
