@@ -28,6 +28,9 @@ from ._rows import COLUMNS, CONVERSATIONS, UPSERT, exchange_from, row_values
 HOME_ENV = "CHATWIRE_HOME"
 _LOCK_WAIT_SECONDS = 1.0
 
+# The columns of the ``exchanges e`` a search joins.
+_JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
+
 _OF_KEYS = "FROM exchanges WHERE key IN (SELECT value FROM json_each(?))"
 _UNINDEX = (
     "INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response) "
@@ -243,7 +246,7 @@ class SQLiteStore(Store):
         # Every word quoted: user text is searched for, not parsed as FTS5 syntax.
         quoted = ['"' + word.replace('"', '""') + '"' for word in words]
         return self._query(
-            f"SELECT {', '.join('e.' + name for name in COLUMNS.split(', '))} "
+            f"SELECT {_JOINED_COLUMNS} "
             "FROM exchanges_fts JOIN exchanges e ON e.id = exchanges_fts.rowid "
             "WHERE exchanges_fts MATCH ? ORDER BY rank LIMIT ?",
             (" ".join(quoted), limit),
