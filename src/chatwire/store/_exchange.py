@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 __all__ = [
-    "FINAL_STATUSES",
     "STATUSES",
     "Exchange",
     "new_conversation_id",
@@ -20,7 +19,6 @@ from typing import Any
 # ``open``: still streaming (its text is flushed as it grows); ``abandoned``: the
 # process writing it died mid-answer, its text as far as it was flushed.
 STATUSES = ("open", "complete", "interrupted", "error", "abandoned")
-FINAL_STATUSES = ("complete", "interrupted", "error")
 
 
 def new_conversation_id() -> str:
