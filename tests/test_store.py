@@ -241,3 +241,16 @@ def test_a_locked_database_neither_breaks_the_answer_nor_loses_it(
     warnings = [r for r in caplog.records if "could not write the conversation log" in r.message]
     assert len(warnings) == 1  # reported once, not per exchange or per retry
     assert "locked" in warnings[0].getMessage()
+
+
+def test_text_no_database_takes_is_kept_around_it(store: Store) -> None:
+    # An upstream's JSON can carry a NUL or a lone surrogate; the log keeps the rest.
+    odd = "before\x00between\ud800after"
+    exchange = Exchange("n", "p", "m", [{"role": "user", "content": odd}], response=odd)
+    assert store.record(exchange) is not None
+    (logged,) = store.conversation("n")
+    assert logged.response == logged.messages[0]["content"] == "before\ufffdbetween\ufffdafter"
+    assert logged.prompt == "before\ufffdbetween\ufffdafter"
+    literal = "a backslash, then u0000: \\u0000"  # text, not an escape: kept as it is
+    assert store.record(Exchange("n", "p", "m", USER, response=literal)) is not None
+    assert store.conversation("n")[-1].response == literal

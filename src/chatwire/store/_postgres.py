@@ -20,7 +20,7 @@ from typing import Any
 from .._errors import InvalidRequest
 from ._base import Store
 from ._exchange import Exchange
-from ._rows import COLUMNS, CONVERSATIONS, UPSERT, exchange_from, row_values
+from ._rows import COLUMNS, CONVERSATIONS, batch_json, exchange_from, upsert_batch
 
 # Each entry migrates the schema from version N to N+1; never edit a released one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -60,6 +60,23 @@ _POOL_TIMEOUT_SECONDS = 5.0
 
 def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
+
+
+_CASTS = {
+    "first_token_seconds": "float8", "total_seconds": "float8",
+    "prompt_tokens": "integer", "completion_tokens": "integer",
+}  # fmt: skip
+
+
+def _value_of(index: int, column: str) -> str:
+    cast = _CASTS.get(column)
+    return f"(item->>{index})::{cast}" if cast else f"item->>{index}"
+
+
+# In the batch's order, so ids count up as the exchanges were queued.
+_UPSERT = _pg(upsert_batch(
+    _value_of, "jsonb_array_elements(?::jsonb) WITH ORDINALITY AS batch (item, n) ORDER BY n"
+))  # fmt: skip
 
 
 class PostgresStore(Store):
@@ -125,9 +142,9 @@ class PostgresStore(Store):
     # -- writing -----------------------------------------------------------------
 
     def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
-        rows = [row_values(exchange, replica) for exchange in exchanges]
-        with self._connection() as connection, connection.cursor() as cursor:
-            cursor.executemany(_pg(UPSERT), rows)
+        rows = batch_json(exchanges)
+        with self._connection() as connection:
+            connection.execute(_UPSERT, (replica, rows))
 
     def _id_of(self, key: str) -> int:
         with self._connection() as connection:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "default_path"]
 
-import json
 import os
 import sqlite3
 import threading
@@ -23,7 +22,7 @@ from typing import Any
 from .._errors import InvalidRequest
 from ._base import Store
 from ._exchange import Exchange
-from ._rows import COLUMNS, CONVERSATIONS, UPSERT, exchange_from, row_values
+from ._rows import COLUMNS, CONVERSATIONS, batch_json, exchange_from, keys_json, upsert_batch
 
 HOME_ENV = "CHATWIRE_HOME"
 _LOCK_WAIT_SECONDS = 1.0
@@ -31,6 +30,8 @@ _LOCK_WAIT_SECONDS = 1.0
 # The columns of the ``exchanges e`` a search joins.
 _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
 
+# "WHERE true": SQLite reads an ON CONFLICT straight after FROM as a join's ON.
+_UPSERT = upsert_batch(lambda index, _: f"value->>{index}", "json_each(?) WHERE true")
 _OF_KEYS = "FROM exchanges WHERE key IN (SELECT value FROM json_each(?))"
 _UNINDEX = (
     "INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response) "
@@ -181,15 +182,14 @@ class SQLiteStore(Store):
     # -- writing -----------------------------------------------------------------
 
     def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
-        rows = [row_values(exchange, replica) for exchange in exchanges]
+        rows, keys = batch_json(exchanges), keys_json(exchanges)
         with self._lock:
             connection = self._connect()
-            keys = json.dumps([exchange.key for exchange in exchanges])
             connection.execute("BEGIN IMMEDIATE")
             try:
                 # Out of the full-text index as they were, back in as they are now.
                 connection.execute(_UNINDEX, (keys,))
-                connection.executemany(UPSERT, rows)
+                connection.execute(_UPSERT, (replica, rows))
                 connection.execute(_INDEX, (keys,))
                 connection.execute("COMMIT")
             except BaseException:
