@@ -121,6 +121,7 @@ def test_a_replica_killed_mid_answer_leaves_its_text_abandoned(
         # The surviving replica marks it once the dead one's heartbeat has stopped.
         assert wait_until(lambda: store.recent(1)[0].status == "abandoned", within=120)
     (exchange,) = store.recent(10)
+    assert [e.key for e in store.search("t1 t2")] == [exchange.key]  # ended, so indexed
     store.close()
     assert exchange.response.startswith(flushed.response)
     assert exchange.response.startswith("t0 t1 t2 ")

@@ -189,6 +189,36 @@ def test_a_log_of_the_first_schema_migrates_and_keeps_its_rows(tmp_path: Path) -
         )
 
 
+def test_a_log_of_schema_3_takes_its_open_rows_out_of_the_index(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version VALUES (3)")
+        for step in range(3):
+            for statement in _statements(_MIGRATIONS[step]):
+                connection.execute(statement)
+        for key, status in (("k-open", "open"), ("k-done", "complete")):
+            rowid = connection.execute(
+                "INSERT INTO exchanges (conversation_id, started_at, provider, model, messages, "
+                "prompt, response, status, key, replica) VALUES ('c', '2026-01-01', 'p', 'm', "
+                "'[]', 'whales', 'sing', ?, ?, 'r')",
+                (status, key),
+            ).lastrowid
+            # Schema 3 indexed every row, open ones too.
+            connection.execute(
+                "INSERT INTO exchanges_fts (rowid, prompt, response) VALUES (?, 'whales', 'sing')",
+                (rowid,),
+            )
+    with Store(path) as store:
+        assert [e.key for e in store.search("whales")] == ["k-done"]
+        store.write([Exchange("c", "p", "m", [], response="sing", key="k-open")])
+        assert sorted(e.key for e in store.search("whales")) == ["k-done", "k-open"]
+    with sqlite3.connect(path) as connection:
+        connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
+        connection.execute("DELETE FROM exchanges")  # the trigger unindexes what is indexed
+        connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
+
+
 def test_refuses_a_log_from_a_newer_chatwire(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     with sqlite3.connect(path) as connection:
@@ -241,6 +271,31 @@ def test_a_locked_database_neither_breaks_the_answer_nor_loses_it(
     warnings = [r for r in caplog.records if "could not write the conversation log" in r.message]
     assert len(warnings) == 1  # reported once, not per exchange or per retry
     assert "locked" in warnings[0].getMessage()
+
+
+def test_an_answer_is_searchable_once_it_ends(store: Store) -> None:
+    streaming = Exchange("s", "p", "m", USER, response="the tide is turning", status="open")
+    store.write([streaming], "a-replica")
+    assert store.search("tide") == []  # still streaming: not indexed yet
+    ended = Exchange("s", "p", "m", USER, response="the tide is turning now", key=streaming.key)
+    store.write([ended], "a-replica")
+    assert [(e.key, e.response) for e in store.search("tide")] == [
+        (streaming.key, "the tide is turning now")
+    ]
+    # A snapshot arriving after the end changes nothing, in the rows or the index.
+    store.write([streaming], "a-replica")
+    assert [(e.status, e.response) for e in store.search("turning")] == [
+        ("complete", "the tide is turning now")
+    ]
+    orphan = Exchange("o", "p", "m", USER, response="lost at sea", status="open")
+    store.write([orphan], "a-replica-that-died")
+    assert store.beat("me", 10.0) == 1  # its replica never beat: abandoned, with its text
+    assert [(e.status, e.response) for e in store.search("lost")] == [("abandoned", "lost at sea")]
+    if store.path is not None:
+        with sqlite3.connect(store.path) as connection:  # FTS5 checks its index is whole
+            connection.execute(
+                "INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')"
+            )
 
 
 def test_text_no_database_takes_is_kept_around_it(store: Store) -> None:

@@ -177,7 +177,8 @@ class Store:
         return self._conversation(conversation_id)
 
     def search(self, text: str, limit: int = 10) -> list[Exchange]:
-        """Full-text search over prompts and answers, best first; words, not syntax."""
+        """Full-text search over the prompts and answers of exchanges that ended (an answer
+        still streaming is found once it ends), best first; words, not syntax."""
         words = text.split()
         if not words:
             return []

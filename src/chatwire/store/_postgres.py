@@ -191,7 +191,8 @@ class PostgresStore(Store):
         # plainto_tsquery reads the words as words (every one required), never as syntax.
         return self._query(
             f"SELECT {COLUMNS} FROM exchanges, plainto_tsquery('simple', %s) AS query "
-            "WHERE words @@ query ORDER BY ts_rank(words, query) DESC, id LIMIT %s",
+            "WHERE words @@ query AND status <> 'open' "
+            "ORDER BY ts_rank(words, query) DESC, id LIMIT %s",
             (" ".join(words), limit),
         )
 

@@ -32,13 +32,21 @@ _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
 
 # "WHERE true": SQLite reads an ON CONFLICT straight after FROM as a join's ON.
 _UPSERT = upsert_batch(lambda index, _: f"value->>{index}", "json_each(?) WHERE true")
-_OF_KEYS = "FROM exchanges WHERE key IN (SELECT value FROM json_each(?))"
+# Only exchanges that ended are in the full-text index: an open row changes with
+# every snapshot, and indexing it each time would cost more than the row itself.
+_ENDED_OF_KEYS = "FROM exchanges WHERE key IN (SELECT value FROM json_each(?)) AND status <> 'open'"
 _UNINDEX = (
     "INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response) "
-    "SELECT 'delete', id, prompt, response " + _OF_KEYS
+    "SELECT 'delete', id, prompt, response " + _ENDED_OF_KEYS
 )
 _INDEX = (
-    "INSERT INTO exchanges_fts (rowid, prompt, response) SELECT id, prompt, response " + _OF_KEYS
+    "INSERT INTO exchanges_fts (rowid, prompt, response) SELECT id, prompt, response "
+    + _ENDED_OF_KEYS
+)
+# Open rows of replicas whose heartbeat stopped (the parameter: the oldest live beat).
+_STALE_OPEN = (
+    "FROM exchanges WHERE status = 'open' AND "
+    "(replica IS NULL OR replica NOT IN (SELECT id FROM replicas WHERE beat_at >= ?))"
 )
 
 
@@ -134,6 +142,17 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE replicas (id TEXT PRIMARY KEY, beat_at REAL NOT NULL);
     """
     + _FTS_DELETE_TRIGGER,
+    # Open rows leave the full-text index: it holds exchanges once they end.
+    """
+    DROP TRIGGER exchanges_fts_delete;
+    INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response)
+        SELECT 'delete', id, prompt, response FROM exchanges WHERE status = 'open';
+    CREATE TRIGGER exchanges_fts_delete AFTER DELETE ON exchanges
+    WHEN old.status <> 'open' BEGIN
+        INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response)
+        VALUES ('delete', old.id, old.prompt, old.response);
+    END;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -212,10 +231,15 @@ class SQLiteStore(Store):
                     "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
                     (replica, now),
                 )
+                # Ended now, so indexed now: with the text they had.
+                connection.execute(
+                    "INSERT INTO exchanges_fts (rowid, prompt, response) "
+                    "SELECT id, prompt, response " + _STALE_OPEN,
+                    (now - stale_after,),
+                )
                 marked = connection.execute(
-                    "UPDATE exchanges SET status = 'abandoned' WHERE status = 'open' AND "
-                    "(replica IS NULL OR replica NOT IN "
-                    " (SELECT id FROM replicas WHERE beat_at >= ?))",
+                    "UPDATE exchanges SET status = 'abandoned' "
+                    "WHERE id IN (SELECT id " + _STALE_OPEN + ")",
                     (now - stale_after,),
                 ).rowcount
                 connection.execute("DELETE FROM replicas WHERE beat_at < ?", (now - stale_after,))
