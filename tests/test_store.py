@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import chatwire
-from chatwire.store import Exchange, Store
+from chatwire.store import Exchange, Store, new_conversation_id
 from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements
 from tests.servers import ThreadedServer, refused_url, wait_until
 
@@ -232,7 +234,7 @@ def test_a_reader_in_another_process_while_writing(store: Store) -> None:
     store.recent()  # create the file and schema
     writer = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            from chatwire.store import Exchange, Store
+            from chatwire.store import Exchange, Store, new_conversation_id
             store = Store({store.location!r})
             for n in range(300):
                 store.record(Exchange("w", "p", "m", [{{"role": "user", "content": str(n)}}],
@@ -309,3 +311,22 @@ def test_text_no_database_takes_is_kept_around_it(store: Store) -> None:
     literal = "a backslash, then u0000: \\u0000"  # text, not an escape: kept as it is
     assert store.record(Exchange("n", "p", "m", USER, response=literal)) is not None
     assert store.conversation("n")[-1].response == literal
+
+
+def test_conversation_ids_grow_with_time_and_are_unguessable() -> None:
+    before = time.time_ns() // 1_000_000
+    cid = new_conversation_id()
+    after = time.time_ns() // 1_000_000
+    assert len(cid) == 27
+    assert before <= int(cid[:11], 16) <= after
+    assert len({new_conversation_id()[11:] for _ in range(1000)}) == 1000
+    # A forked worker draws random bytes of its own, not the rest of its parent's page.
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(writing, new_conversation_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(reading, 64).decode()[11:] != new_conversation_id()[11:]
+    os.close(reading)
+    os.close(writing)
