@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import sqlite3
@@ -11,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -330,3 +332,22 @@ def test_conversation_ids_grow_with_time_and_are_unguessable() -> None:
     assert os.read(reading, 64).decode()[11:] != new_conversation_id()[11:]
     os.close(reading)
     os.close(writing)
+
+
+def test_an_exchange_time_is_iso_8601_in_utc() -> None:
+    before = datetime.now(UTC)
+    started = Exchange("t", "p", "m", USER).started_at
+    after = datetime.now(UTC)
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= (
+        datetime.fromisoformat(started)
+    ) <= after  # fmt: skip
+    assert started.endswith("+00:00")
+    assert len(started) == len("2026-01-01T00:00:00.000+00:00")
+
+
+def test_a_copied_exchange_is_its_own() -> None:
+    exchange = Exchange("c", "p", "m", USER, response="one")
+    twin = copy.copy(exchange)
+    twin.response, twin.status = "two", "error"
+    assert (exchange.response, exchange.status) == ("one", "complete")
+    assert (twin.key, twin.messages) == (exchange.key, exchange.messages)

@@ -116,16 +116,14 @@ class LogWriter:
             self._changed.notify()  # the first of a batch, or a full one
 
     def begin(self, recorder: Recorder) -> None:
-        record = copy(recorder.exchange)
         with self._changed:
             self._live.add(recorder)
-            self._enqueue(record)
+            self._enqueue(recorder.exchange)
 
-    def end(self, recorder: Recorder) -> None:
-        record = copy(recorder.exchange)
+    def end(self, recorder: Recorder, ended: Exchange) -> None:
         with self._changed:
             self._live.discard(recorder)
-            self._enqueue(record)
+            self._enqueue(ended)
 
     def watch(self) -> None:
         """Beat and sweep even with nothing streaming, as a long-running gateway does."""
@@ -340,7 +338,9 @@ class Recorder:
         if self._done:
             return
         self._done = True
-        exchange = self.exchange
+        # The end is a new record: the one queued at the start may be in the writer's
+        # hands right now, and must not change under them.
+        exchange = copy(self.exchange)
         exchange.response = text
         exchange.tool_calls = tool_calls or None
         exchange.status = status_of(error, text, bool(tool_calls))
@@ -351,4 +351,5 @@ class Recorder:
         if isinstance(usage, dict):
             exchange.prompt_tokens = usage.get("prompt_tokens")
             exchange.completion_tokens = usage.get("completion_tokens")
-        self._writer.end(self)
+        self.exchange = exchange
+        self._writer.end(self, exchange)
