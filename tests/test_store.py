@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import chatwire
-from chatwire.store import Exchange, Store, new_conversation_id
+from chatwire.store import Exchange, Recorder, Store, new_conversation_id
 from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements
 from tests.servers import ThreadedServer, refused_url, wait_until
 
@@ -236,7 +236,7 @@ def test_a_reader_in_another_process_while_writing(store: Store) -> None:
     store.recent()  # create the file and schema
     writer = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            from chatwire.store import Exchange, Store, new_conversation_id
+            from chatwire.store import Exchange, Recorder, Store, new_conversation_id
             store = Store({store.location!r})
             for n in range(300):
                 store.record(Exchange("w", "p", "m", [{{"role": "user", "content": str(n)}}],
@@ -313,6 +313,38 @@ def test_text_no_database_takes_is_kept_around_it(store: Store) -> None:
     literal = "a backslash, then u0000: \\u0000"  # text, not an escape: kept as it is
     assert store.record(Exchange("n", "p", "m", USER, response=literal)) is not None
     assert store.conversation("n")[-1].response == literal
+
+
+def test_a_full_queue_drops_records_counts_them_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path / "full.db")
+    store.recent()
+    store.writer.capacity = 4
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the writer can write nothing
+    try:
+        with caplog.at_level(logging.WARNING, logger="chatwire"):
+            for number in range(5):  # each queues its start and its end
+                recorder = Recorder(store, Exchange("q", "p", "m", USER))
+                recorder.finish(f"answer {number}", None, {})
+        # The first four records wait; the other six find the queue full.
+        assert {k: v for k, v in store.health().items() if k != "reachable"} == {
+            "queued": 4,
+            "dropped": 6,
+        }
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert [r.getMessage() for r in caplog.records if "not keeping up" in r.getMessage()] == [
+        f"chatwire: the conversation log {store.path} is not keeping up: 1 record(s) dropped"
+    ]
+    assert store.flush(60)
+    assert store.health() == {"reachable": True, "queued": 0, "dropped": 6}
+    assert [(e.status, e.response) for e in store.recent(10)] == [
+        ("complete", "answer 0"), ("complete", "answer 1")
+    ]  # fmt: skip
+    store.close()
 
 
 def test_conversation_ids_grow_with_time_and_are_unguessable() -> None:

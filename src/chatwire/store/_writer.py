@@ -99,8 +99,9 @@ class LogWriter:
             self._enqueue(record)
 
     def _enqueue(self, record: Exchange) -> None:
-        # With ``_changed`` held.
-        if len(self._queue) >= self.capacity:
+        # With ``_changed`` held. Records the thread has taken into a batch it cannot
+        # write yet count too: while the database is away, they are what grows.
+        if self._unwritten >= self.capacity:
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
                 logger.warning(
