@@ -27,10 +27,11 @@ starting its next stream as soon as the last ended, the upstream sending its
 tokens without pause) keeps ``chatwire serve`` busy for a while, with
 ``--workers 1`` and ``--workers 2``, its log off, in SQLite and in
 PostgreSQL (a throwaway cluster, as the tests make it). Reported: streams
-per second, and each log's against none. The bar: the log costs under 5%.
+per second, and each log's against none, each the best of ``--rounds``
+rounds taken in turns. The bar: the log costs under 5%.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
-     python bench/gateway.py --saturate [--clients 64] [--seconds 10]
+     python bench/gateway.py --saturate [--clients 64] [--seconds 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ async def closed_loop(target: Target, clients: int, tokens: int, seconds: float)
     return done
 
 
-def saturate(clients: int, tokens: int, seconds: float, home: str) -> None:
+def saturate(clients: int, tokens: int, seconds: float, rounds: int, home: str) -> None:
     upstream_port = free_port()
     upstream = start([
         sys.executable, str(BENCH / "_fake_upstream.py"), str(upstream_port),
@@ -335,20 +336,17 @@ def saturate(clients: int, tokens: int, seconds: float, home: str) -> None:
         wait_for_port(upstream_port, upstream)
         with postgres_url() as postgres:
             for workers in (1, 2):
-                rates: dict[str, float] = {}
                 # A fresh SQLite file per run: the default file in a new home.
                 logs = {"off": None, "sqlite": "", "postgresql": postgres}
-                for name, database in logs.items():
-                    run_home = tempfile.mkdtemp(dir=home)
-                    target = start_chatwire(upstream_port, run_home, workers, database)
-                    assert target.process is not None
-                    try:
-                        wait_for_port(target.port, target.process, within=180)
-                        asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
-                        done = asyncio.run(closed_loop(target, clients, tokens, seconds))
-                        rates[name] = done / seconds
-                    finally:
-                        stop(target.process)
+                # The rounds take turns, so a slow spell of the shared machine falls on
+                # every configuration alike; each keeps its best round.
+                rates: dict[str, float] = {}
+                for _ in range(rounds):
+                    for name, database in logs.items():
+                        rate = saturated_rate(
+                            upstream_port, home, workers, database, clients, tokens, seconds
+                        )
+                        rates[name] = max(rates.get(name, 0.0), rate)
                 for name, rate in rates.items():
                     against = "" if name == "off" else f" ({rate / rates['off']:.3f}x no log)"
                     print(
@@ -363,6 +361,21 @@ def saturate(clients: int, tokens: int, seconds: float, home: str) -> None:
                 sys.stdout.flush()
     finally:
         stop(upstream)
+
+
+def saturated_rate(
+    upstream_port: int, home: str, workers: int, database: str | None,
+    clients: int, tokens: int, seconds: float,
+) -> float:  # fmt: skip
+    """Streams per second of a new ``chatwire serve`` kept busy for ``seconds``."""
+    target = start_chatwire(upstream_port, tempfile.mkdtemp(dir=home), workers, database)
+    assert target.process is not None
+    try:
+        wait_for_port(target.port, target.process, within=180)
+        asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
+        return asyncio.run(closed_loop(target, clients, tokens, seconds)) / seconds
+    finally:
+        stop(target.process)
 
 
 def main() -> None:
@@ -383,6 +396,9 @@ def main() -> None:
     parser.add_argument("--saturate", action="store_true", help="measure the log's cost")
     parser.add_argument("--clients", type=int, default=64, help="with --saturate")
     parser.add_argument("--seconds", type=float, default=10.0, help="with --saturate")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --saturate: runs of each, the best counts"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -390,7 +406,7 @@ def main() -> None:
     # A scratch home for the gateways' files, never the user's.
     home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
     if args.saturate:
-        saturate(args.clients, args.tokens, args.seconds, home.name)
+        saturate(args.clients, args.tokens, args.seconds, args.rounds, home.name)
         home.cleanup()
         return
     levels = [(streams, 0.1 if streams >= 1000 else 0.05) for streams in args.streams]
