@@ -302,17 +302,31 @@ def test_an_answer_is_searchable_once_it_ends(store: Store) -> None:
             )
 
 
-def test_text_no_database_takes_is_kept_around_it(store: Store) -> None:
-    # An upstream's JSON can carry a NUL or a lone surrogate; the log keeps the rest.
+def test_text_a_database_cannot_hold_is_replaced_and_the_rest_kept(store: Store) -> None:
+    # An upstream's JSON can carry a lone surrogate, which UTF-8 cannot hold, or a NUL,
+    # which PostgreSQL keeps in no text column; the log keeps everything around them.
     odd = "before\x00between\ud800after"
     exchange = Exchange("n", "p", "m", [{"role": "user", "content": odd}], response=odd)
     assert store.record(exchange) is not None
     (logged,) = store.conversation("n")
-    assert logged.response == logged.messages[0]["content"] == "before\ufffdbetween\ufffdafter"
-    assert logged.prompt == "before\ufffdbetween\ufffdafter"
+    nul = "\x00" if store.path is not None else "\ufffd"
+    assert logged.response == f"before{nul}between\ufffdafter"
+    assert logged.messages[0]["content"] == "before\x00between\ufffdafter"  # JSON keeps it
     literal = "a backslash, then u0000: \\u0000"  # text, not an escape: kept as it is
     assert store.record(Exchange("n", "p", "m", USER, response=literal)) is not None
     assert store.conversation("n")[-1].response == literal
+
+
+def test_batches_of_any_size_are_written_whole(store: Store) -> None:
+    sizes = [1, 2, 3, 511, 512, 513, 1100]  # SQLite pads to powers of two, in chunks of 512
+    for size in sizes:
+        batch = [
+            Exchange(f"b{size}", "p", "m", USER, response=f"answer {size} {n} whale")
+            for n in range(size)
+        ]  # fmt: skip
+        store.write(batch, "r")
+        assert [e.response for e in store.conversation(f"b{size}")] == [e.response for e in batch]
+    assert len(store.search("whale", limit=5000)) == sum(sizes)
 
 
 def test_a_full_queue_drops_records_counts_them_and_says_so(

@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 import os
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from .._errors import InvalidRequest
 from ._base import Store
 from ._exchange import Exchange
-from ._rows import COLUMNS, CONVERSATIONS, batch_json, exchange_from, upsert_batch
+from ._rows import COLUMNS, CONVERSATIONS, exchange_from, json_text, row_of, upsert_batch
 
 # Each entry migrates the schema from version N to N+1; never edit a released one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -73,7 +74,12 @@ def _value_of(index: int, column: str) -> str:
     return f"(item->>{index})::{cast}" if cast else f"item->>{index}"
 
 
-# In the batch's order, so ids count up as the exchanges were queued.
+# A NUL escaped in JSON: after an even run of backslashes, so not an escaped backslash
+# followed by "u0000".
+_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+# The batch is one JSON parameter, its rows in its order, so ids count up as the
+# exchanges were queued.
 _UPSERT = _pg(upsert_batch(
     _value_of, "jsonb_array_elements(?::jsonb) WITH ORDINALITY AS batch (item, n) ORDER BY n"
 ))  # fmt: skip
@@ -142,7 +148,9 @@ class PostgresStore(Store):
     # -- writing -----------------------------------------------------------------
 
     def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
-        rows = batch_json(exchanges)
+        rows = json_text([row_of(exchange) for exchange in exchanges])
+        if "\\u0000" in rows:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
+            rows = _ESCAPED_NUL.sub(r"\1\\ufffd", rows)
         with self._connection() as connection:
             connection.execute(_UPSERT, (replica, rows))
 

@@ -7,12 +7,11 @@ PostgreSQL's backend swaps them for ``%s``.
 from __future__ import annotations
 
 __all__ = [
-    "COLUMNS", "CONVERSATIONS", "WRITTEN", "batch_json", "exchange_from", "keys_json",
-    "upsert_batch",
+    "COLUMNS", "CONVERSATIONS", "WRITTEN", "exchange_from", "json_text", "keys_json", "row_of",
+    "upsert_batch", "without_surrogates",
 ]  # fmt: skip
 
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ COLUMNS = (
     "first_token_seconds, total_seconds, prompt_tokens, completion_tokens, tool_calls, key"
 )
 
-# The columns a batch writes, in the order ``batch_json`` lays out each row's values.
+# The columns a batch writes, in the order ``row_of`` gives each exchange's values.
 WRITTEN = (
     "conversation_id", "started_at", "provider", "model", "messages", "prompt", "response",
     "status", "error", "first_token_seconds", "total_seconds", "prompt_tokens",
@@ -36,12 +35,12 @@ WRITTEN = (
 def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
     """The one statement that upserts a whole batch, by key.
 
-    The batch is one JSON parameter (``batch_json``), so the database reads it in
-    one call: a statement per row would hand the writer thread the interpreter's
-    lock and back once a row, stalling the event loop each time. ``rows`` is the
-    backend's table of the batch's rows (taking the replica's parameter, then the
-    batch's); ``value_of(index, column)`` reads one value of a row. A snapshot of a
-    streaming answer (``open``) never overwrites how it ended.
+    The database reads the whole batch in one call: a statement per row would
+    hand the writer thread the interpreter's lock and back once a row, stalling
+    the event loop each time. ``rows`` is the backend's table of the batch's
+    rows (its parameters come after the replica's); ``value_of(index, column)``
+    reads one value of a row. A snapshot of a streaming answer (``open``) never
+    overwrites how it ended.
     """
     values = ", ".join(value_of(index, column) for index, column in enumerate(WRITTEN))
     return (
@@ -65,52 +64,41 @@ CONVERSATIONS = (
 
 
 _encode = msgspec.json.Encoder().encode
-# A NUL escaped in JSON: after an even run of backslashes, so not an escaped backslash.
-_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
-def _json(value: object) -> str:
-    """``value`` as JSON text any database column takes.
-
-    No database keeps a NUL in text (SQLite's JSON reader ends the string
-    there) and UTF-8 has no lone surrogates, yet an upstream's JSON can carry
-    both: they become U+FFFD, and the rest of the text is kept.
-    """
+def json_text(value: object) -> str:
+    """``value`` as JSON text; a lone surrogate, which UTF-8 cannot hold (an upstream's
+    JSON can carry one), becomes U+FFFD and the rest of the text is kept."""
     try:
-        text = _encode(value).decode()
-    except UnicodeEncodeError:  # a lone surrogate
-        text = _encode(_without_surrogates(value)).decode()
-    if "\\u0000" in text:
-        text = _ESCAPED_NUL.sub(r"\1\\ufffd", text)
-    return text
+        return _encode(value).decode()
+    except UnicodeEncodeError:
+        return _encode(without_surrogates(value)).decode()
 
 
-def _without_surrogates(value: object) -> object:
+def without_surrogates(value: object) -> object:
+    """``value`` with every lone surrogate in its strings replaced by U+FFFD."""
     if isinstance(value, str):
         return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, list | tuple):
-        return [_without_surrogates(item) for item in value]
+        return [without_surrogates(item) for item in value]
     if isinstance(value, dict):
-        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
     return value
 
 
-def batch_json(exchanges: Iterable[Exchange]) -> str:
-    """The rows ``upsert_batch`` writes: one JSON array of each exchange's values."""
-    return _json([
-        (
-            e.conversation_id, e.started_at, e.provider, e.model, _json(e.messages), e.prompt,
-            e.response, e.status, e.error, e.first_token_seconds, e.total_seconds,
-            e.prompt_tokens, e.completion_tokens,
-            None if e.tool_calls is None else _json(e.tool_calls), e.key,
-        )
-        for e in exchanges
-    ])  # fmt: skip
+def row_of(e: Exchange) -> tuple[Any, ...]:
+    """The values of ``WRITTEN`` for one exchange."""
+    return (
+        e.conversation_id, e.started_at, e.provider, e.model, json_text(e.messages), e.prompt,
+        e.response, e.status, e.error, e.first_token_seconds, e.total_seconds,
+        e.prompt_tokens, e.completion_tokens,
+        None if e.tool_calls is None else json_text(e.tool_calls), e.key,
+    )  # fmt: skip
 
 
 def keys_json(exchanges: Iterable[Exchange]) -> str:
     """The exchanges' keys, as one JSON array."""
-    return _json([exchange.key for exchange in exchanges])
+    return json_text([exchange.key for exchange in exchanges])
 
 
 def exchange_from(row: Sequence[Any]) -> Exchange:
