@@ -26,7 +26,6 @@ import threading
 import time
 import weakref
 from collections import deque
-from copy import copy
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -341,7 +340,7 @@ class Recorder:
         self._done = True
         # The end is a new record: the one queued at the start may be in the writer's
         # hands right now, and must not change under them.
-        exchange = copy(self.exchange)
+        exchange = self.exchange.__copy__()
         exchange.response = text
         exchange.tool_calls = tool_calls or None
         exchange.status = status_of(error, text, bool(tool_calls))
