@@ -16,7 +16,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -235,17 +236,12 @@ class SQLiteStore(Store):
         keys = keys_json(exchanges)
         with self._lock:
             connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(connection):
                 # Out of the full-text index as they were, back in as they are now.
                 connection.execute(_UNINDEX, (keys,))
                 for chunk in chunks:
                     _upsert_chunk(connection, chunk, replica)
                 connection.execute(_INDEX, (keys,))
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
 
     def _id_of(self, key: str) -> int:
         with self._lock:
@@ -256,8 +252,7 @@ class SQLiteStore(Store):
         now = time.time()
         with self._lock:
             connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(connection):
                 connection.execute(
                     "INSERT INTO replicas (id, beat_at) VALUES (?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
@@ -275,10 +270,6 @@ class SQLiteStore(Store):
                     (now - stale_after,),
                 ).rowcount
                 connection.execute("DELETE FROM replicas WHERE beat_at < ?", (now - stale_after,))
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
         return int(marked)
 
     # -- reading -----------------------------------------------------------------
@@ -341,20 +332,27 @@ def _migrate(connection: sqlite3.Connection) -> None:
             f"the log was written by a newer chatwire (schema {version} > {SCHEMA_VERSION})"
         )
     for step in range(version, SCHEMA_VERSION):
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(connection):
             current = connection.execute("SELECT version FROM schema_version").fetchone()
             if current is not None and int(current[0]) > step:
-                connection.execute("ROLLBACK")  # another process migrated meanwhile
-                continue
+                continue  # another process migrated meanwhile
             for statement in _statements(_MIGRATIONS[step]):
                 connection.execute(statement)
             connection.execute("DELETE FROM schema_version")
             connection.execute("INSERT INTO schema_version (version) VALUES (?)", (step + 1,))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+
+
+@contextmanager
+def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, holding the write lock from its start: committed at the
+    end of the block, rolled back if anything in it raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _statements(script: str) -> list[str]:

@@ -92,11 +92,6 @@ class LogWriter:
 
     # -- the callers' side ---------------------------------------------------------
 
-    def submit(self, record: Exchange) -> None:
-        """Queue ``record``; never waits. Dropped (and counted) when the queue is full."""
-        with self._changed:
-            self._enqueue(record)
-
     def _enqueue(self, record: Exchange) -> None:
         # With ``_changed`` held. Records the thread has taken into a batch it cannot
         # write yet count too: while the database is away, they are what grows.
