@@ -27,6 +27,17 @@ PEERS = (
 )  # fmt: skip
 
 
+def stop(*processes: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """End each of ``processes``: asked to (SIGTERM), then made to (SIGKILL)."""
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
 def in_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
 

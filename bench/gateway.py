@@ -51,11 +51,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _env import ensure_venv
+from _env import ensure_venv, stop
 from _postgres import postgres_url
 
 BENCH = Path(__file__).resolve().parent
 TOKEN = b"@@"
+BODY = json.dumps(
+    {"model": "fake", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+).encode()
 
 
 def free_port() -> int:
@@ -97,7 +100,7 @@ class Target:
     name: str
     port: int
     key: str
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes]
 
 
 @dataclass
@@ -134,16 +137,19 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def one_stream(target: Target, body: bytes, expected: int, delay: float) -> tuple[float, int]:
-    """Time to first token and tokens received, over one raw HTTP/1.1 connection."""
+async def one_stream(
+    port: int, key: str | None, body: bytes, expected: int, delay: float
+) -> tuple[float, int]:
+    """Time to first token and tokens received, over one raw HTTP/1.1 connection
+    (with ``key`` as its bearer token, if any)."""
     await asyncio.sleep(delay)
     start = time.perf_counter()
-    reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    authorization = b"" if key is None else b"Authorization: Bearer %s\r\n" % key.encode()
     writer.write(
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
-        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
-        % (target.key.encode(), len(body), body)
+        b"Content-Type: application/json\r\n%sConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (authorization, len(body), body)
     )
     first = -1.0
     seen = 0
@@ -166,11 +172,11 @@ async def one_stream(target: Target, body: bytes, expected: int, delay: float) -
 
 async def run_level(target: Target, streams: int, tokens: int, ramp: float) -> Result:
     """``streams`` concurrent streams, their starts spread evenly over ``ramp`` seconds."""
-    body = json.dumps(
-        {"model": "fake", "stream": True, "messages": [{"role": "user", "content": "go"}]}
-    ).encode()
     start = time.perf_counter()
-    pending = [one_stream(target, body, tokens, i * ramp / streams) for i in range(streams)]
+    pending = [
+        one_stream(target.port, target.key, BODY, tokens, i * ramp / streams)
+        for i in range(streams)
+    ]
     outcomes = await asyncio.wait_for(
         asyncio.gather(*pending, return_exceptions=True), LEVEL_LIMIT_SECONDS
     )
@@ -187,6 +193,14 @@ async def run_level(target: Target, streams: int, tokens: int, ramp: float) -> R
 
 def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+
+def start_upstream(port: int, tokens: int, interval: float) -> subprocess.Popen[bytes]:
+    """The fake upstream on ``port``: ``tokens`` tokens an answer, ``interval`` s apart."""
+    return start([
+        sys.executable, str(BENCH / "_fake_upstream.py"), str(port),
+        "--tokens", str(tokens), "--interval", str(interval), "--lifetime", "1800",
+    ])  # fmt: skip
 
 
 def start_litellm(upstream: int, home: str) -> Target:
@@ -224,15 +238,6 @@ def start_floor(upstream: int, home: str) -> Target:
     return Target("floor", port, "unused", process)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=30)
-
-
 def measure(
     streams: int, tokens: int, interval: float, ramp: float, home: str, litellm: bool
 ) -> dict[str, Result]:
@@ -242,10 +247,7 @@ def measure(
     the machine's cores.
     """
     upstream_port = free_port()
-    upstream = start([
-        sys.executable, str(BENCH / "_fake_upstream.py"), str(upstream_port),
-        "--tokens", str(tokens), "--interval", str(interval), "--lifetime", "1800",
-    ])  # fmt: skip
+    upstream = start_upstream(upstream_port, tokens, interval)
     direct = Target("direct", upstream_port, "bench", upstream)
     starters = [start_floor, start_chatwire] + ([start_litellm] if litellm else [])
     try:
@@ -254,7 +256,6 @@ def measure(
         results = {"direct": asyncio.run(run_level(direct, streams, tokens, ramp))}
         for starter in starters:
             target = starter(upstream_port, home)
-            assert target.process is not None
             try:
                 wait_for_port(target.port, target.process, within=180)
                 # Warm it at the same load (imports, pooled upstream connections), so
@@ -308,16 +309,13 @@ def report(streams: int, tokens: int, results: dict[str, Result]) -> None:
 
 async def closed_loop(target: Target, clients: int, tokens: int, seconds: float) -> int:
     """Streams completed (every token received) by ``clients`` looping for ``seconds``."""
-    body = json.dumps(
-        {"model": "fake", "stream": True, "messages": [{"role": "user", "content": "go"}]}
-    ).encode()
     deadline = time.perf_counter() + seconds
     done = 0
 
     async def client() -> None:
         nonlocal done
         while time.perf_counter() < deadline:
-            _, received = await one_stream(target, body, tokens, 0.0)
+            _, received = await one_stream(target.port, target.key, BODY, tokens, 0.0)
             if received != tokens:
                 raise RuntimeError(f"a stream ended after {received} of {tokens} tokens")
             done += 1
@@ -328,10 +326,7 @@ async def closed_loop(target: Target, clients: int, tokens: int, seconds: float)
 
 def saturate(clients: int, tokens: int, seconds: float, rounds: int, home: str) -> None:
     upstream_port = free_port()
-    upstream = start([
-        sys.executable, str(BENCH / "_fake_upstream.py"), str(upstream_port),
-        "--tokens", str(tokens), "--interval", "0", "--lifetime", "1800",
-    ])  # fmt: skip
+    upstream = start_upstream(upstream_port, tokens, 0.0)
     try:
         wait_for_port(upstream_port, upstream)
         with postgres_url() as postgres:
@@ -369,7 +364,6 @@ def saturated_rate(
 ) -> float:  # fmt: skip
     """Streams per second of a new ``chatwire serve`` kept busy for ``seconds``."""
     target = start_chatwire(upstream_port, tempfile.mkdtemp(dir=home), workers, database)
-    assert target.process is not None
     try:
         wait_for_port(target.port, target.process, within=180)
         asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm

@@ -52,11 +52,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _env import ensure_venv
+from _env import ensure_venv, stop
 
 ensure_venv()
 
-from gateway import BENCH, free_port, one_stream, wait_for_port  # noqa: E402
+from gateway import free_port, one_stream, start_upstream, wait_for_port  # noqa: E402
 
 TOKENS = 20
 INTERVAL = 0.1  # 10 tokens/s per stream
@@ -110,7 +110,7 @@ async def one_round(port: int, body: bytes, streams: int, ramp: float) -> int:
 
     async def limited(delay: float) -> tuple[float, int]:
         return await asyncio.wait_for(
-            one_stream(port, "/v1/chat/completions", body, TOKENS, delay), STREAM_LIMIT + delay
+            one_stream(port, None, body, TOKENS, delay), STREAM_LIMIT + delay
         )
 
     outcomes = await asyncio.gather(
@@ -140,24 +140,6 @@ def drive(report: Report, server: subprocess.Popen[bytes], port: int, upstream_p
     report.leaked = open_connections({port, upstream_port})
 
 
-def stop(*processes: subprocess.Popen[bytes]) -> None:
-    for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def start_upstream(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(BENCH / "_fake_upstream.py"), str(port), "--tokens", str(TOKENS),
-         "--interval", str(INTERVAL), "--lifetime", "1800"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def run_server(
     name: str,
     launch: Callable[[int, int], subprocess.Popen[bytes]],
@@ -167,7 +149,7 @@ def run_server(
     """Start the upstream and the server ``launch(port, upstream_port)``, then load it."""
     report = Report(name)
     upstream_port, port = free_port(), free_port()
-    upstream = start_upstream(upstream_port)
+    upstream = start_upstream(upstream_port, TOKENS, INTERVAL)
     server = launch(port, upstream_port)
     body = json.dumps(
         {"model": model, "stream": True, "messages": [{"role": "user", "content": "go"}]}

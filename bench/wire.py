@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from _env import ensure_venv
+from _env import ensure_venv, stop
 
 HOST = "127.0.0.1"
 PATH = "/free-chat"
@@ -197,12 +197,7 @@ def start_server(count: int, pace: float) -> tuple[subprocess.Popen[bytes], str]
 def stop_server(process: subprocess.Popen[bytes]) -> None:
     if process.stdin is not None:
         process.stdin.close()
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    stop(process, timeout=10)
 
 
 # --- the clients --------------------------------------------------------------
