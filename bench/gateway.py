@@ -300,10 +300,11 @@ def report(streams: int, tokens: int, results: dict[str, Result]) -> None:
             f"{cpu['chatwire'] / cpu['litellm']:.3f} (bar <= 1/33 = 0.030, "
             f"{cpu['litellm'] / 33:.2f} ms; the floor alone is {cpu['floor']:.2f} ms)"
         )
-    over = ", ".join(
-        f"{name}/floor = {cpu[name] / cpu['floor']:.1f}x" for name in cpu if name != "floor"
-    )
-    print(f"gateway {streams:4} streams: CPU per request {over}")
+    if cpu["floor"] > 0:  # a single stream can cost less than the kernel's clock tick
+        over = ", ".join(
+            f"{name}/floor = {cpu[name] / cpu['floor']:.1f}x" for name in cpu if name != "floor"
+        )
+        print(f"gateway {streams:4} streams: CPU per request {over}")
     sys.stdout.flush()
 
 
