@@ -20,10 +20,10 @@ __all__ = [
     "shared",
 ]
 
-import os
 import threading
 from typing import TYPE_CHECKING
 
+from .._process import pid
 from ._errors import ConnectFailed, ConnectionLost, ConnectTimedOut, ReadTimedOut, TransportError
 
 if TYPE_CHECKING:
@@ -42,13 +42,13 @@ class Transport:
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = pid()
 
     def _forked(self) -> None:
         # A child of a fork must not share its parent's sockets: it opens its own.
-        if self._pid != os.getpid():
+        if self._pid != pid():
             self._sync = self._async = None
-            self._pid = os.getpid()
+            self._pid = pid()
 
     @property
     def sync(self) -> SyncDriver:
@@ -89,17 +89,15 @@ class Transport:
             self._sync = None
 
 
-_shared: tuple[int, Transport] | None = None
+_shared: Transport | None = None
 _shared_lock = threading.Lock()
 
 
 def shared() -> Transport:
-    """The process's default transport (a forked child makes its own)."""
+    """The process's default transport (in a forked child, with pools of its own)."""
     global _shared
-    current = _shared
-    if current is None or current[0] != os.getpid():
+    if _shared is None:
         with _shared_lock:
-            current = _shared
-            if current is None or current[0] != os.getpid():
-                current = _shared = (os.getpid(), Transport())
-    return current[1]
+            if _shared is None:
+                _shared = Transport()
+    return _shared

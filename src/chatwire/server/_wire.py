@@ -20,7 +20,6 @@ __all__ = [
 ]
 
 import json
-import os
 import re
 import time
 from json.encoder import encode_basestring_ascii as _quoted
@@ -30,6 +29,7 @@ import msgspec
 
 from .._errors import InvalidRequest
 from .._models import ChatRequest, decode_request, request_from
+from .._process import random_hex
 
 CONVERSATION_HEADER = "X-Chatwire-Conversation"
 CONVERSATION_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"
@@ -115,7 +115,7 @@ _encode = msgspec.json.Encoder().encode
 
 def _completion_id() -> str:
     # As long and as random as a version-4 UUID's hex, without building one.
-    return "chatcmpl-" + os.urandom(16).hex()
+    return "chatcmpl-" + random_hex(32)
 
 
 class ChunkEncoder:

@@ -21,20 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidRequest
+from .._process import pid
 from ._exchange import STATUSES, Exchange
 
 logger = logging.getLogger("chatwire")
 
-# This process's id, kept current across a fork without asking the kernel each time.
-_pid = os.getpid()
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
 
 # How long a read waits for this process's queued writes before it reads anyway.
 _SETTLE_SECONDS = 10.0
@@ -129,10 +120,10 @@ class Store:
     def writer(self) -> Any:
         """This process's writer for the log (a ``LogWriter``), started on first use."""
         writer = self._writer
-        if writer is not None and writer.pid == _pid:
+        if writer is not None and writer.pid == pid():
             return writer
         with self._writer_lock:
-            if self._writer is None or self._writer.pid != _pid:
+            if self._writer is None or self._writer.pid != pid():
                 from ._writer import LogWriter
 
                 self._writer = LogWriter(self)

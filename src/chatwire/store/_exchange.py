@@ -12,10 +12,11 @@ __all__ = [
 
 import itertools
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .._process import random_hex
 
 # ``open``: still streaming (its text is flushed as it grows); ``abandoned``: the
 # process writing it died mid-answer, its text as far as it was flushed.
@@ -28,30 +29,7 @@ def new_conversation_id() -> str:
     Ids that grow with time are written at the end of the log's index of
     conversations; random ones would each land on a page of their own.
     """
-    return f"{time.time_ns() // 1_000_000:011x}{_random_hex(16)}"
-
-
-def _random_hex(digits: int) -> str:
-    """``digits`` hex digits from the system's random source, drawn 4 KiB at a time:
-    asking the kernel for each id costs a busy gateway more than the rest of its id."""
-    global _random, _random_at
-    with _random_lock:
-        start = _random_at
-        if start + digits > len(_random):
-            _random, start = os.urandom(4096).hex(), 0
-        _random_at = start + digits
-        return _random[start : start + digits]
-
-
-def _new_random() -> None:
-    # A forked child must not hand out its parent's digits again (nor wait on its lock).
-    global _random, _random_at, _random_lock
-    _random, _random_at, _random_lock = "", 0, threading.Lock()
-
-
-_random, _random_at = "", 0
-_random_lock = threading.Lock()
-os.register_at_fork(after_in_child=_new_random)
+    return f"{time.time_ns() // 1_000_000:011x}{random_hex(16)}"
 
 
 def new_key() -> str:
