@@ -46,10 +46,9 @@ def transport_error(exc: httpx.HTTPError) -> TransportError:
 class SyncResponse:
     """A streamed response: its status, headers and body chunks."""
 
-    __slots__ = ("_chunks", "_response", "headers", "status")
+    __slots__ = ("_chunks", "headers", "status")
 
     def __init__(self, response: httpx.Response) -> None:
-        self._response = response
         self._chunks = response.iter_bytes()
         self.status = response.status_code
         self.headers: Mapping[str, str] = response.headers
@@ -83,7 +82,6 @@ class SyncDriver:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._ssl = settings.ssl_context()
         self._clients: dict[str | None, httpx.Client] = {}
         self._lock = threading.Lock()
 
@@ -96,7 +94,7 @@ class SyncDriver:
                 if client is None:
                     client = self._clients[proxy] = httpx.Client(
                         proxy=proxy,
-                        verify=self._ssl,
+                        verify=self._settings.ssl_context(),
                         trust_env=False,
                         limits=httpx.Limits(
                             max_connections=None,
