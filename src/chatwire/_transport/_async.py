@@ -138,10 +138,7 @@ class AsyncDriver:
         kept = self._sessions.get(loop)
         if kept is not None and not kept.session.closed:
             return kept.session
-        with self._lock:
-            ended = [other for other in self._sessions if other.is_closed()]
-            for other in ended:
-                del self._sessions[other]
+        self.close()  # sessions of loops that ended
         connector = aiohttp.TCPConnector(
             limit=0,
             ssl=self._settings.ssl_context(),
@@ -200,8 +197,7 @@ class AsyncDriver:
         with self._lock:
             kept = self._sessions.pop(asyncio.get_running_loop(), None)
         if kept is not None:
-            await kept.session.close()
-            await kept.closer.aclose()
+            await kept.closer.aclose()  # which closes the session
 
     def close(self) -> None:
         """Forget sessions whose loops have ended (their loops closed them)."""
