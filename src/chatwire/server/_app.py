@@ -295,6 +295,7 @@ def create_app(
         yield
         await gateway.client.aclose()
         if store is not None:  # what this process logged is written before it goes
+            store.writer.unwatch()
             await asyncio.to_thread(store.flush, LOG_FLUSH_AT_EXIT_SECONDS)
 
     app = Starlette(

@@ -63,7 +63,7 @@ class LogWriter:
         self.pid = os.getpid()
         self.replica = f"{socket.gethostname()}:{self.pid}:{os.urandom(4).hex()}"
         self.capacity = capacity
-        self.watching = False  # beat (and sweep) even with nothing streaming
+        self.watchers = 0  # gateways beating (and sweeping) even with nothing streaming
         self._queue: deque[Exchange] = deque()
         self._live: set[Recorder] = set()
         self._changed = threading.Condition()
@@ -75,7 +75,7 @@ class LogWriter:
         self._stopping = False
         self._stop_by = 0.0
         # The thread runs while there is work (records, answers streaming, or
-        # ``watching``) and ends when there is none; the next record starts another.
+        # ``watchers``) and ends when there is none; the next record starts another.
         self._thread: threading.Thread | None = None
         self._ending: threading.Thread | None = None
         _writers.add(self)
@@ -88,7 +88,7 @@ class LogWriter:
         self._changed.notify()
 
     def _idle(self) -> bool:
-        return not self._queue and not self._live and not self.watching
+        return not self._queue and not self._live and not self.watchers
 
     # -- the callers' side ---------------------------------------------------------
 
@@ -121,10 +121,15 @@ class LogWriter:
             self._enqueue(ended)
 
     def watch(self) -> None:
-        """Beat and sweep even with nothing streaming, as a long-running gateway does."""
+        """Beat and sweep even with nothing streaming, as a long-running gateway does,
+        until as many ``unwatch()`` calls."""
         with self._changed:
-            self.watching = True
+            self.watchers += 1
             self._wake()
+
+    def unwatch(self) -> None:
+        with self._changed:
+            self.watchers = max(0, self.watchers - 1)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is written; whether that happened in time."""
@@ -152,7 +157,7 @@ class LogWriter:
         """Write what waits (trying for up to ``timeout`` seconds), then end the thread."""
         with self._changed:
             self._stopping = True
-            self.watching = False
+            self.watchers = 0
             self._stop_by = time.monotonic() + timeout
             self._changed.notify()
             thread = self._thread or self._ending
@@ -181,7 +186,7 @@ class LogWriter:
                     snapshot = recorder.snapshot()
                     if snapshot is not None:
                         _merge(batch, snapshot)
-                beating = bool(live) or self.watching
+                beating = bool(live) or self.watchers > 0
             if (batch and time.monotonic() >= retry_at) or beating:
                 try:
                     if batch:
