@@ -16,7 +16,6 @@ from __future__ import annotations
 
 __all__ = ["ChatCompletion", "Client"]
 
-import os
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import providers
@@ -69,12 +68,10 @@ _stores: dict[str, Store] = {}
 
 def _default_store() -> Store:
     # The log CHATWIRE_DATABASE_URL names, else the default file; one per location.
-    from .store import DATABASE_URL_ENV, default_path, open_store
+    from .store import open_store
 
-    location = os.environ.get(DATABASE_URL_ENV) or str(default_path())
-    if location not in _stores:
-        _stores[location] = open_store(location)
-    return _stores[location]
+    store = open_store()
+    return _stores.setdefault(store.location, store)
 
 
 _OWN_KEYWORDS = ("log", "store", "conversation_id", "max_retries")
@@ -115,9 +112,8 @@ class Client:
         given = {"timeout": timeout, "connect_timeout": connect_timeout,
                  "read_timeout": read_timeout}  # fmt: skip
         self._defaults = {name: value for name, value in given.items() if value is not None}
-        self._own: dict[str, Any] = {"log": log, "store": store}
-        if max_retries is not None:
-            self._own["max_retries"] = max_retries
+        given_own = {"log": log, "store": store, "max_retries": max_retries}
+        self._own = {name: value for name, value in given_own.items() if value is not None}
         self.closed = False
 
     @property
@@ -127,7 +123,7 @@ class Client:
         return self._transport
 
     def _keywords(self, keywords: dict[str, Any]) -> dict[str, Any]:
-        return {**{k: v for k, v in self._own.items() if v is not None}, **keywords}
+        return {**self._own, **keywords}
 
     def _prepared(
         self, targets: list[Provider], request: ChatRequest, keywords: dict[str, Any]

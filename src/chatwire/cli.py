@@ -32,7 +32,9 @@ def _database_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
     def settle(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
         if value:  # every part of the command, and its worker processes, read it from here
-            os.environ["CHATWIRE_DATABASE_URL"] = value
+            from .store import DATABASE_URL_ENV
+
+            os.environ[DATABASE_URL_ENV] = value
 
     return click.option(
         "--database-url", metavar="URL", expose_value=False, callback=settle,
