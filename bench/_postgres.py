@@ -11,9 +11,8 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _env import ROOT
 
 
 @contextlib.contextmanager
@@ -25,9 +24,5 @@ def postgres_url() -> Iterator[str]:
     sys.path.insert(0, str(ROOT))
     from tests.postgres import PostgresCluster
 
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
+    with PostgresCluster() as cluster:
         yield cluster.new_database()
-    finally:
-        cluster.remove()

@@ -114,9 +114,11 @@ def local_gateway() -> Iterator[ThreadedServer]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of Debian's package, on loopback, for the whole session."""
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
+    with PostgresCluster() as cluster:
         yield cluster
-    finally:
-        cluster.remove()
+
+
+@pytest.fixture
+def database(postgres: PostgresCluster) -> str:
+    """The URL of a new, empty database of the session's cluster."""
+    return postgres.new_database()

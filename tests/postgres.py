@@ -31,7 +31,8 @@ def _binaries() -> Path:
 
 
 class PostgresCluster:
-    """One cluster: ``start``, ``stop`` (fast: connections cut) and ``new_database``."""
+    """One cluster: ``start``, ``stop`` (fast: connections cut) and ``new_database``;
+    as a context manager, started and then removed."""
 
     def __init__(self) -> None:
         self.bin = _binaries()
@@ -83,3 +84,15 @@ class PostgresCluster:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresCluster:
+        """Started; removed, stopped or not, when the block ends."""
+        try:
+            self.start()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()

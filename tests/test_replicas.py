@@ -8,12 +8,12 @@ cluster (Debian's package) or a SQLite file.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from chatwire.store import Exchange, Store
 from tests.postgres import PostgresCluster
@@ -39,8 +39,6 @@ def ask(gateway: Served, content: str, conversation: str | None = None) -> httpx
 
 
 def streamed_text(response: httpx.Response) -> str:
-    import json
-
     text = ""
     for line in response.text.splitlines():
         if line.startswith("data: {"):
@@ -72,11 +70,6 @@ def settled(store: Store, count: int) -> list[Exchange]:
     return store.recent(count + 10)
 
 
-@pytest.fixture
-def database(postgres: PostgresCluster) -> str:
-    return postgres.new_database()
-
-
 def test_two_replicas_share_one_log(server: ThreadedServer, database: str) -> None:
     with replica(server, database) as first, replica(server, database) as second:
         answers = asyncio.run(many_streams([first, second], 500))
@@ -106,23 +99,22 @@ def test_two_replicas_share_one_log(server: ThreadedServer, database: str) -> No
 def test_a_replica_killed_mid_answer_leaves_its_text_abandoned(
     server: ThreadedServer, database: str
 ) -> None:
-    store = Store(database)
-    with replica(server, database, "/endless") as doomed, replica(server, database):
-        body = {"messages": [{"role": "user", "content": "go on"}], "stream": True}
-        url = doomed.url("/v1/chat/completions")
-        with httpx.stream("POST", url, json=body, headers=AUTH, timeout=60) as response:
-            lines = response.iter_lines()
-            assert any("t3 " in line for line in lines)  # the answer is streaming
-            # Its text so far reaches the log while it streams, then the replica dies.
-            assert wait_until(lambda: any(e.response for e in store.recent(1)))
-            flushed = store.recent(1)[0]
-            assert flushed.status == "open"
-            doomed.process.kill()
-        # The surviving replica marks it once the dead one's heartbeat has stopped.
-        assert wait_until(lambda: store.recent(1)[0].status == "abandoned", within=120)
-    (exchange,) = store.recent(10)
-    assert [e.key for e in store.search("t1 t2")] == [exchange.key]  # ended, so indexed
-    store.close()
+    with Store(database) as store:
+        with replica(server, database, "/endless") as doomed, replica(server, database):
+            body = {"messages": [{"role": "user", "content": "go on"}], "stream": True}
+            url = doomed.url("/v1/chat/completions")
+            with httpx.stream("POST", url, json=body, headers=AUTH, timeout=60) as response:
+                lines = response.iter_lines()
+                assert any("t3 " in line for line in lines)  # the answer is streaming
+                # Its text so far reaches the log while it streams, then the replica dies.
+                assert wait_until(lambda: any(e.response for e in store.recent(1)))
+                flushed = store.recent(1)[0]
+                assert flushed.status == "open"
+                doomed.process.kill()
+            # The surviving replica marks it once the dead one's heartbeat has stopped.
+            assert wait_until(lambda: store.recent(1)[0].status == "abandoned", within=120)
+        (exchange,) = store.recent(10)
+        assert [e.key for e in store.search("t1 t2")] == [exchange.key]  # ended, so indexed
     assert exchange.response.startswith(flushed.response)
     assert exchange.response.startswith("t0 t1 t2 ")
 
