@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import textwrap
+import threading
+import types
 from pathlib import Path
 
 import httpx
 import pytest
 
+import chatwire
 from tests.servers import serve
 
 CHATWIRE = shutil.which("chatwire") or "chatwire"
@@ -137,12 +141,6 @@ def test_a_provider_class_plugin_is_served_within_what_it_declares(
 
 def test_cancelling_a_sync_only_plugin_mid_answer_cancels_cleanly() -> None:
     """Its generator runs on a thread; the cancel waits for the piece in flight, then closes it."""
-    import asyncio
-    import threading
-    import types
-
-    import chatwire
-
     inside = threading.Event()
     release = threading.Event()
     closed = threading.Event()

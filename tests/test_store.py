@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import os
@@ -31,9 +32,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         location: str | Path = tmp_path / "logs.db"
     else:
-        location = request.getfixturevalue("postgres").new_database()
+        location = request.getfixturevalue("database")
     with Store(location) as store:
         yield store
+
+
+@contextlib.contextmanager
+def locked(path: Path | None) -> Iterator[None]:
+    """The SQLite file at ``path`` held by another connection's exclusive lock."""
+    assert path is not None
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
 
 
 def ask(server_url: str, store: Store, **kwargs: object) -> chatwire.Stream:
@@ -236,7 +250,7 @@ def test_a_reader_in_another_process_while_writing(store: Store) -> None:
     store.recent()  # create the file and schema
     writer = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            from chatwire.store import Exchange, Recorder, Store, new_conversation_id
+            from chatwire.store import Exchange, Store
             store = Store({store.location!r})
             for n in range(300):
                 store.record(Exchange("w", "p", "m", [{{"role": "user", "content": str(n)}}],
@@ -254,24 +268,18 @@ def test_a_reader_in_another_process_while_writing(store: Store) -> None:
 def test_a_locked_database_neither_breaks_the_answer_nor_loses_it(
     server: ThreadedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store(tmp_path / "locked.db")
-    store.recent()
-    blocker = sqlite3.connect(store.path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        with caplog.at_level(logging.WARNING, logger="chatwire"):
+    with Store(tmp_path / "locked.db") as store:
+        store.recent()
+        with locked(store.path), caplog.at_level(logging.WARNING, logger="chatwire"):
             first = "".join(ask(server.url("/free-chat"), store))
             second = "".join(ask(server.url("/free-chat"), store))
             # The writer finds the file locked, says so once, and keeps the records.
             assert wait_until(lambda: not store.health()["reachable"])
             assert store.health()["queued"] >= 2
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    assert first == second == "Hello, world!"
-    assert store.flush(60)
-    assert [(e.status, e.response) for e in store.recent()] == [("complete", first)] * 2
-    assert store.health() == {"reachable": True, "queued": 0, "dropped": 0}
+        assert first == second == "Hello, world!"
+        assert store.flush(60)
+        assert [(e.status, e.response) for e in store.recent()] == [("complete", first)] * 2
+        assert store.health() == {"reachable": True, "queued": 0, "dropped": 0}
     warnings = [r for r in caplog.records if "could not write the conversation log" in r.message]
     assert len(warnings) == 1  # reported once, not per exchange or per retry
     assert "locked" in warnings[0].getMessage()
@@ -332,33 +340,27 @@ def test_batches_of_any_size_are_written_whole(store: Store) -> None:
 def test_a_full_queue_drops_records_counts_them_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store(tmp_path / "full.db")
-    store.recent()
-    store.writer.capacity = 4
-    blocker = sqlite3.connect(store.path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")  # the writer can write nothing
-    try:
-        with caplog.at_level(logging.WARNING, logger="chatwire"):
+    with Store(tmp_path / "full.db") as store:
+        store.recent()
+        store.writer.capacity = 4
+        # The writer can write nothing.
+        with locked(store.path), caplog.at_level(logging.WARNING, logger="chatwire"):
             for number in range(5):  # each queues its start and its end
                 recorder = Recorder(store, Exchange("q", "p", "m", USER))
                 recorder.finish(f"answer {number}", None, {})
-        # The first four records wait; the other six find the queue full.
-        assert {k: v for k, v in store.health().items() if k != "reachable"} == {
-            "queued": 4,
-            "dropped": 6,
-        }
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    assert [r.getMessage() for r in caplog.records if "not keeping up" in r.getMessage()] == [
-        f"chatwire: the conversation log {store.path} is not keeping up: 1 record(s) dropped"
-    ]
-    assert store.flush(60)
-    assert store.health() == {"reachable": True, "queued": 0, "dropped": 6}
-    assert [(e.status, e.response) for e in store.recent(10)] == [
-        ("complete", "answer 0"), ("complete", "answer 1")
-    ]  # fmt: skip
-    store.close()
+            # The first four records wait; the other six find the queue full.
+            assert {k: v for k, v in store.health().items() if k != "reachable"} == {
+                "queued": 4,
+                "dropped": 6,
+            }
+        assert [r.getMessage() for r in caplog.records if "not keeping up" in r.getMessage()] == [
+            f"chatwire: the conversation log {store.path} is not keeping up: 1 record(s) dropped"
+        ]
+        assert store.flush(60)
+        assert store.health() == {"reachable": True, "queued": 0, "dropped": 6}
+        assert [(e.status, e.response) for e in store.recent(10)] == [
+            ("complete", "answer 0"), ("complete", "answer 1")
+        ]  # fmt: skip
 
 
 def test_conversation_ids_grow_with_time_and_are_unguessable() -> None:
