@@ -169,6 +169,22 @@ def test_search_history_and_conversations(store: Store) -> None:
     ]  # fmt: skip
 
 
+def test_a_conversation_reads_in_the_order_its_turns_started(store: Store) -> None:
+    # Replicas write in batches: a second turn answered elsewhere may be written first.
+    first = Exchange("turns", "p", "m", USER, response="Salty.",
+                     started_at="2026-01-01T10:00:00.000+00:00")  # fmt: skip
+    follow_up = [*USER, {"role": "assistant", "content": "Salty."},
+                 {"role": "user", "content": "why?"}]  # fmt: skip
+    second = Exchange("turns", "p", "m", follow_up, response="Rivers.",
+                      started_at="2026-01-01T10:00:05.000+00:00")  # fmt: skip
+    store.write([second], "replica-b")
+    store.write([first], "replica-a")
+    assert [e.response for e in store.conversation("turns")] == ["Salty.", "Rivers."]
+    assert store.history("turns")[-1] == {"role": "assistant", "content": "Rivers."}
+    (listed,) = store.conversations()
+    assert (listed["title"], listed["exchanges"]) == ("tell me about the sea", 2)
+
+
 def test_migrates_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.touch()

@@ -21,7 +21,15 @@ from typing import Any
 from .._errors import InvalidRequest
 from ._base import Store
 from ._exchange import Exchange
-from ._rows import COLUMNS, CONVERSATIONS, exchange_from, json_text, row_of, upsert_batch
+from ._rows import (
+    COLUMNS,
+    CONVERSATION,
+    CONVERSATIONS,
+    exchange_from,
+    json_text,
+    row_of,
+    upsert_batch,
+)
 
 # Each entry migrates the schema from version N to N+1; never edit a released one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -190,10 +198,7 @@ class PostgresStore(Store):
         return self._query(sql, (limit,))[::-1]
 
     def _conversation(self, conversation_id: str) -> list[Exchange]:
-        return self._query(
-            f"SELECT {COLUMNS} FROM exchanges WHERE conversation_id = %s ORDER BY id",
-            (conversation_id,),
-        )
+        return self._query(_pg(CONVERSATION), (conversation_id,))
 
     def _search(self, words: list[str], limit: int) -> list[Exchange]:
         # plainto_tsquery reads the words as words (every one required), never as syntax.

@@ -7,8 +7,8 @@ PostgreSQL's backend swaps them for ``%s``.
 from __future__ import annotations
 
 __all__ = [
-    "COLUMNS", "CONVERSATIONS", "WRITTEN", "exchange_from", "json_text", "keys_json", "row_of",
-    "upsert_batch", "without_surrogates",
+    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "exchange_from", "json_text",
+    "keys_json", "row_of", "upsert_batch", "without_surrogates",
 ]  # fmt: skip
 
 import json
@@ -54,10 +54,14 @@ def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
     )
 
 
+# One conversation, in the order its exchanges started. Not by id: replicas write in
+# batches, and a later turn answered by another replica can be written first.
+CONVERSATION = f"SELECT {COLUMNS} FROM exchanges WHERE conversation_id = ? ORDER BY started_at, id"
+
 # Conversations, latest first: id, title (its first prompt), last time, count.
 CONVERSATIONS = (
     "SELECT conversation_id, (SELECT prompt FROM exchanges AS first "
-    "WHERE first.conversation_id = e.conversation_id ORDER BY id LIMIT 1), "
+    "WHERE first.conversation_id = e.conversation_id ORDER BY started_at, id LIMIT 1), "
     "MAX(started_at), COUNT(*) FROM exchanges AS e "
     "GROUP BY conversation_id ORDER BY MAX(id) DESC LIMIT ?"
 )

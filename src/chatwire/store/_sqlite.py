@@ -26,6 +26,7 @@ from ._base import Store
 from ._exchange import Exchange
 from ._rows import (
     COLUMNS,
+    CONVERSATION,
     CONVERSATIONS,
     WRITTEN,
     exchange_from,
@@ -284,10 +285,7 @@ class SQLiteStore(Store):
         return rows[::-1]
 
     def _conversation(self, conversation_id: str) -> list[Exchange]:
-        return self._query(
-            f"SELECT {COLUMNS} FROM exchanges WHERE conversation_id = ? ORDER BY id",
-            (conversation_id,),
-        )
+        return self._query(CONVERSATION, (conversation_id,))
 
     def _search(self, words: list[str], limit: int) -> list[Exchange]:
         # Every word quoted: user text is searched for, not parsed as FTS5 syntax.
