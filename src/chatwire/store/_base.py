@@ -23,6 +23,7 @@ from typing import Any
 from .._errors import InvalidRequest
 from .._process import pid
 from ._exchange import STATUSES, Exchange
+from ._rows import row_of
 
 logger = logging.getLogger("chatwire")
 
@@ -77,6 +78,10 @@ class Store:
 
     def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
         """Upsert ``exchanges`` by key in one transaction. Raises on failure."""
+        self._write_rows([row_of(exchange) for exchange in exchanges], replica)
+
+    def _write_rows(self, rows: Sequence[tuple[Any, ...]], replica: str | None) -> None:
+        """``write``, of rows of ``WRITTEN`` (the writer builds them without an ``Exchange``)."""
         raise NotImplementedError
 
     def _id_of(self, key: str) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 __all__ = [
     "STATUSES",
     "Exchange",
+    "iso_time",
     "new_conversation_id",
     "new_key",
+    "prompt_of",
     "status_of",
 ]
 
@@ -54,16 +56,31 @@ os.register_at_fork(after_in_child=_new_key_prefix)
 _this_second = (-1, "")
 
 
-def _now() -> str:
-    """The time in UTC, as ``datetime.isoformat`` writes it to the millisecond."""
+def iso_time(seconds: float) -> str:
+    """``seconds`` since the epoch in UTC, as ``datetime.isoformat`` writes it to the
+    millisecond."""
     global _this_second
-    now = time.time()
     second, date = _this_second
-    if int(now) != second:
-        second = int(now)
+    if int(seconds) != second:
+        second = int(seconds)
         date = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _this_second = (second, date)
-    return f"{date}.{int((now - second) * 1000):03d}+00:00"
+    return f"{date}.{int((seconds - second) * 1000):03d}+00:00"
+
+
+def _now() -> str:
+    return iso_time(time.time())
+
+
+def prompt_of(messages: list[dict[str, Any]]) -> str:
+    """The text of the last message sent: what the user asked."""
+    if not messages:
+        return ""
+    content = messages[-1].get("content")
+    if isinstance(content, list):  # parts: the text ones, joined
+        texts = (p.get("text") for p in content if isinstance(p, dict) and "text" in p)
+        return "".join(str(text) for text in texts)
+    return "" if content is None else str(content)
 
 
 @dataclass
@@ -90,13 +107,7 @@ class Exchange:
     @property
     def prompt(self) -> str:
         """The text of the last message sent: what the user asked."""
-        if not self.messages:
-            return ""
-        content = self.messages[-1].get("content")
-        if isinstance(content, list):  # parts: the text ones, joined
-            texts = (p.get("text") for p in content if isinstance(p, dict) and "text" in p)
-            return "".join(str(text) for text in texts)
-        return "" if content is None else str(content)
+        return prompt_of(self.messages)
 
     def history(self) -> list[dict[str, Any]]:
         """Its messages and its answer: the conversation up to the end of this exchange."""
@@ -109,12 +120,6 @@ class Exchange:
         elif self.response:
             messages.append({"role": "assistant", "content": self.response})
         return messages
-
-    def __copy__(self) -> Exchange:
-        # copy.copy's general path costs several times this, once per answer logged.
-        twin = type(self).__new__(type(self))
-        twin.__dict__.update(self.__dict__)
-        return twin
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

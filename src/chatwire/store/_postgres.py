@@ -27,7 +27,6 @@ from ._rows import (
     CONVERSATIONS,
     exchange_from,
     json_text,
-    row_of,
     upsert_batch,
 )
 
@@ -155,12 +154,12 @@ class PostgresStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
-        rows = json_text([row_of(exchange) for exchange in exchanges])
-        if "\\u0000" in rows:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
-            rows = _ESCAPED_NUL.sub(r"\1\\ufffd", rows)
+    def _write_rows(self, rows: Sequence[tuple[Any, ...]], replica: str | None) -> None:
+        batch = json_text(rows)
+        if "\\u0000" in batch:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
+            batch = _ESCAPED_NUL.sub(r"\1\\ufffd", batch)
         with self._connection() as connection:
-            connection.execute(_UPSERT, (replica, rows))
+            connection.execute(_UPSERT, (replica, batch))
 
     def _id_of(self, key: str) -> int:
         with self._connection() as connection:

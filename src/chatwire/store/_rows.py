@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "exchange_from", "json_text",
-    "keys_json", "row_of", "upsert_batch", "without_surrogates",
+    "keys_json", "row", "row_of", "upsert_batch", "without_surrogates",
 ]  # fmt: skip
 
 import json
@@ -17,14 +17,14 @@ from typing import Any
 
 import msgspec
 
-from ._exchange import Exchange
+from ._exchange import Exchange, prompt_of
 
 COLUMNS = (
     "id, conversation_id, started_at, provider, model, messages, response, status, error, "
     "first_token_seconds, total_seconds, prompt_tokens, completion_tokens, tool_calls, key"
 )
 
-# The columns a batch writes, in the order ``row_of`` gives each exchange's values.
+# The columns a batch writes, in the order ``row`` gives each exchange's values.
 WRITTEN = (
     "conversation_id", "started_at", "provider", "model", "messages", "prompt", "response",
     "status", "error", "first_token_seconds", "total_seconds", "prompt_tokens",
@@ -90,19 +90,33 @@ def without_surrogates(value: object) -> object:
     return value
 
 
-def row_of(e: Exchange) -> tuple[Any, ...]:
+def row(
+    conversation_id: str, started_at: str, provider: str, model: str,
+    messages: list[dict[str, Any]], response: str, status: str, error: str | None,
+    first_token_seconds: float | None, total_seconds: float | None,
+    prompt_tokens: int | None, completion_tokens: int | None,
+    tool_calls: list[dict[str, Any]] | None, key: str,
+) -> tuple[Any, ...]:  # fmt: skip
     """The values of ``WRITTEN`` for one exchange."""
     return (
-        e.conversation_id, e.started_at, e.provider, e.model, json_text(e.messages), e.prompt,
-        e.response, e.status, e.error, e.first_token_seconds, e.total_seconds,
-        e.prompt_tokens, e.completion_tokens,
-        None if e.tool_calls is None else json_text(e.tool_calls), e.key,
+        conversation_id, started_at, provider, model, json_text(messages), prompt_of(messages),
+        response, status, error, first_token_seconds, total_seconds, prompt_tokens,
+        completion_tokens, None if tool_calls is None else json_text(tool_calls), key,
     )  # fmt: skip
 
 
-def keys_json(exchanges: Iterable[Exchange]) -> str:
-    """The exchanges' keys, as one JSON array."""
-    return json_text([exchange.key for exchange in exchanges])
+def row_of(e: Exchange) -> tuple[Any, ...]:
+    """The values of ``WRITTEN`` for an ``Exchange``."""
+    return row(
+        e.conversation_id, e.started_at, e.provider, e.model, e.messages, e.response,
+        e.status, e.error, e.first_token_seconds, e.total_seconds, e.prompt_tokens,
+        e.completion_tokens, e.tool_calls, e.key,
+    )  # fmt: skip
+
+
+def keys_json(rows: Iterable[Sequence[Any]]) -> str:
+    """The keys of rows of ``WRITTEN``, as one JSON array."""
+    return json_text([values[-1] for values in rows])
 
 
 def exchange_from(row: Sequence[Any]) -> Exchange:

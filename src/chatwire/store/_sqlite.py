@@ -31,7 +31,6 @@ from ._rows import (
     WRITTEN,
     exchange_from,
     keys_json,
-    row_of,
     upsert_batch,
     without_surrogates,
 )
@@ -232,9 +231,9 @@ class SQLiteStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
-        chunks = [exchanges[at : at + _CHUNK_ROWS] for at in range(0, len(exchanges), _CHUNK_ROWS)]
-        keys = keys_json(exchanges)
+    def _write_rows(self, rows: Sequence[tuple[Any, ...]], replica: str | None) -> None:
+        chunks = [rows[at : at + _CHUNK_ROWS] for at in range(0, len(rows), _CHUNK_ROWS)]
+        keys = keys_json(rows)
         with self._lock:
             connection = self._connect()
             with _immediate(connection):
@@ -307,17 +306,17 @@ class SQLiteStore(Store):
 
 
 def _upsert_chunk(
-    connection: sqlite3.Connection, exchanges: Sequence[Exchange], replica: str | None
+    connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], replica: str | None
 ) -> None:
-    rows = 1 << (len(exchanges) - 1).bit_length()  # the power of two that holds them
+    padded = 1 << (len(rows) - 1).bit_length()  # the power of two that holds them
     values: list[Any] = [replica]
-    for exchange in exchanges:
-        values.extend(row_of(exchange))
-    values.extend(_NULL_ROW * (rows - len(exchanges)))
+    for row in rows:
+        values.extend(row)
+    values.extend(_NULL_ROW * (padded - len(rows)))
     try:
-        connection.execute(_upsert(rows), values)
+        connection.execute(_upsert(padded), values)
     except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot hold
-        connection.execute(_upsert(rows), without_surrogates(values))  # type: ignore[arg-type]
+        connection.execute(_upsert(padded), without_surrogates(values))  # type: ignore[arg-type]
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
