@@ -33,22 +33,21 @@ from _postgres import postgres_url
 ANSWER = "The sea is salty because rivers carry dissolved minerals into it. " * 6
 
 
-def exchanges(count: int, tag: str) -> Iterator[object]:
-    from chatwire.store import Exchange
-
+def exchanges(count: int, tag: str) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """Each exchange's conversation and messages."""
     for number in range(count):
-        yield Exchange(
-            f"{tag}-{number % 50}", "openai", "gpt-4o-mini",
+        yield (
+            f"{tag}-{number % 50}",
             [{"role": "user", "content": f"why is the sea salty? ({tag} {number})"}],
-        )  # fmt: skip
+        )
 
 
 def batched(store: object, count: int, tag: str) -> float:
     from chatwire.store import Recorder
 
     start = time.perf_counter()
-    for exchange in exchanges(count, tag):
-        recorder = Recorder(store, exchange)  # type: ignore[arg-type]
+    for conversation, messages in exchanges(count, tag):
+        recorder = Recorder(store, conversation, "openai", "gpt-4o-mini", messages)  # type: ignore[arg-type]
         recorder.first_piece()
         recorder.finish(ANSWER, None, {})
     assert store.flush(600)  # type: ignore[attr-defined]
@@ -56,9 +55,11 @@ def batched(store: object, count: int, tag: str) -> float:
 
 
 def one_per_exchange(store: object, count: int, tag: str) -> float:
+    from chatwire.store import Exchange
+
     start = time.perf_counter()
-    for exchange in exchanges(count, tag):
-        exchange.response = ANSWER  # type: ignore[attr-defined]
+    for conversation, messages in exchanges(count, tag):
+        exchange = Exchange(conversation, "openai", "gpt-4o-mini", messages, ANSWER)
         assert store.record(exchange) is not None  # type: ignore[attr-defined]
     return count / (time.perf_counter() - start)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import sqlite3
@@ -362,7 +361,7 @@ def test_a_full_queue_drops_records_counts_them_and_says_so(
         # The writer can write nothing.
         with locked(store.path), caplog.at_level(logging.WARNING, logger="chatwire"):
             for number in range(5):  # each queues its start and its end
-                recorder = Recorder(store, Exchange("q", "p", "m", USER))
+                recorder = Recorder(store, "q", "p", "m", USER)
                 recorder.finish(f"answer {number}", None, {})
             # The first four records wait; the other six find the queue full.
             assert {k: v for k, v in store.health().items() if k != "reachable"} == {
@@ -407,11 +406,3 @@ def test_an_exchange_time_is_iso_8601_in_utc() -> None:
     ) <= after  # fmt: skip
     assert started.endswith("+00:00")
     assert len(started) == len("2026-01-01T00:00:00.000+00:00")
-
-
-def test_a_copied_exchange_is_its_own() -> None:
-    exchange = Exchange("c", "p", "m", USER, response="one")
-    twin = copy.copy(exchange)
-    twin.response, twin.status = "two", "error"
-    assert (exchange.response, exchange.status) == ("one", "complete")
-    assert (twin.key, twin.messages) == (exchange.key, exchange.messages)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 __all__ = ["ChatCompletion", "Client"]
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import providers
@@ -41,6 +43,15 @@ if TYPE_CHECKING:
     )
 
 
+@functools.cache
+def _log_parts() -> tuple[type[Store], Callable[[], str], type[Recorder]]:
+    # Imported on the first call that logs, not with chatwire; then kept, as an import
+    # statement inside the function would run the import machinery on every answer.
+    from .store import Recorder, Store, new_conversation_id
+
+    return Store, new_conversation_id, Recorder
+
+
 def _recorder(
     log: bool,
     store: Store | None,
@@ -54,13 +65,13 @@ def _recorder(
         raise InvalidRequest("conversation_id must be a string")
     if not log and store is None:
         return None, conversation_id
-    from .store import Exchange, Recorder, Store, new_conversation_id
-
+    Store, new_conversation_id, Recorder = _log_parts()
     if store is not None and not isinstance(store, Store):
         raise InvalidRequest(f"store must be a chatwire.store.Store, got {type(store).__name__}")
     cid = conversation_id or new_conversation_id()
-    exchange = Exchange(cid, provider, model, [dict(m) for m in messages])
-    return Recorder(store or _default_store(), exchange), cid
+    # A copy: the caller may change its list (append the answer) before the log is written.
+    copied = [dict(message) for message in messages]
+    return Recorder(store or _default_store(), cid, provider, model, copied), cid
 
 
 _stores: dict[str, Store] = {}

@@ -131,9 +131,7 @@ class _Pieces:
         self.provider = getattr(source, "provider", self.provider)
         self.model = getattr(source, "model", self.model)
         if self._recorder is not None:
-            self._recorder.exchange.provider = self.provider
-            self._recorder.exchange.model = self.model
-            self._recorder.first_piece()
+            self._recorder.first_piece(self.provider, self.model)
 
     def __del__(self) -> None:
         # Dropped without reaching an end: still log what was received.

@@ -26,10 +26,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ._exchange import Exchange, status_of
+from ._exchange import Exchange, iso_time, new_key, status_of
+from ._rows import row
 
 if TYPE_CHECKING:
     from ._base import Store
@@ -48,13 +48,6 @@ _BACKOFF_MAX_SECONDS = 5.0
 _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the database
 
 
-def _merge(batch: dict[str, Exchange], record: Exchange) -> None:
-    # An exchange's latest state wins, except that a snapshot never replaces its end.
-    held = batch.get(record.key)
-    if held is None or held.status == "open" or record.status != "open":
-        batch[record.key] = record
-
-
 class LogWriter:
     """Writes a store's records from a thread of its own; see the module's text."""
 
@@ -64,7 +57,7 @@ class LogWriter:
         self.replica = f"{socket.gethostname()}:{self.pid}:{os.urandom(4).hex()}"
         self.capacity = capacity
         self.watchers = 0  # gateways beating (and sweeping) even with nothing streaming
-        self._queue: deque[Exchange] = deque()
+        self._queue: deque[Recorder] = deque()
         self._live: set[Recorder] = set()
         self._changed = threading.Condition()
         self._unwritten = 0  # queued or in a batch not yet committed
@@ -92,7 +85,7 @@ class LogWriter:
 
     # -- the callers' side ---------------------------------------------------------
 
-    def _enqueue(self, record: Exchange) -> None:
+    def _enqueue(self, record: Recorder) -> None:
         # With ``_changed`` held. Records the thread has taken into a batch it cannot
         # write yet count too: while the database is away, they are what grows.
         if self._unwritten >= self.capacity:
@@ -113,12 +106,12 @@ class LogWriter:
     def begin(self, recorder: Recorder) -> None:
         with self._changed:
             self._live.add(recorder)
-            self._enqueue(recorder.exchange)
+            self._enqueue(recorder)
 
-    def end(self, recorder: Recorder, ended: Exchange) -> None:
+    def end(self, recorder: Recorder) -> None:
         with self._changed:
             self._live.discard(recorder)
-            self._enqueue(ended)
+            self._enqueue(recorder)
 
     def watch(self) -> None:
         """Beat and sweep even with nothing streaming, as a long-running gateway does,
@@ -168,7 +161,9 @@ class LogWriter:
     # -- the thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        batch: dict[str, Exchange] = {}
+        # The exchanges to write, each once, in the order they were first queued. A
+        # row is built when it is written, from the exchange as it stands then.
+        batch: dict[Recorder, None] = {}
         in_batch = 0  # queue records merged into ``batch``
         next_beat = time.monotonic() + FLUSH_SECONDS
         retry_at = 0.0
@@ -176,21 +171,18 @@ class LogWriter:
         while True:
             wake = min(next_beat, retry_at) if batch else next_beat
             taken, stopping, live = self._take(wake, bool(batch), next_beat)
-            for record in taken:
-                _merge(batch, record)
+            batch.update(dict.fromkeys(taken))
             in_batch += len(taken)
             beating = time.monotonic() >= next_beat
             if beating:
                 next_beat = time.monotonic() + FLUSH_SECONDS
-                for recorder in live:
-                    snapshot = recorder.snapshot()
-                    if snapshot is not None:
-                        _merge(batch, snapshot)
+                batch.update(dict.fromkeys(recorder for recorder in live if recorder.grew()))
                 beating = bool(live) or self.watchers > 0
             if (batch and time.monotonic() >= retry_at) or beating:
                 try:
                     if batch:
-                        self.store.write(list(batch.values()), self.replica)
+                        rows = [recorder.row() for recorder in batch]
+                        self.store._write_rows(rows, self.replica)
                     if beating:
                         self.store.beat(self.replica, STALE_SECONDS)
                 except Exception as exc:  # the database is away, locked, full...
@@ -226,7 +218,7 @@ class LogWriter:
 
     def _take(
         self, wake: float, holding: bool, next_beat: float
-    ) -> tuple[list[Exchange], bool, list[Recorder]]:
+    ) -> tuple[list[Recorder], bool, list[Recorder]]:
         """Wait for records (or ``wake``), let a batch gather; what was queued, whether
         stopping, and at a beat the answers streaming."""
         with self._changed:
@@ -289,21 +281,44 @@ def _write_before_exit() -> None:
             writer.stop()
 
 
+_NO_PIECES: list[str] = []  # a finished recorder's: never appended to
+
+
 class Recorder:
-    """One exchange on its way to the log: opened at once, snapshotted, ended exactly once."""
+    """One exchange on its way to the log: opened at once, snapshotted, ended exactly once.
 
-    __slots__ = ("__weakref__", "_done", "_first", "_flushed", "_pieces", "_start",
-                 "_writer", "exchange", "store")  # fmt: skip
+    It holds the exchange's fields as they stand, and the writer thread builds the
+    row from them when it writes: what the event loop does per answer is a few
+    assignments and two appends to the writer's queue.
+    """
 
-    def __init__(self, store: Store, exchange: Exchange) -> None:
+    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_pieces", "_start",
+                 "_started_at", "_writer", "conversation_id", "key", "messages", "model",
+                 "provider", "store")  # fmt: skip
+
+    def __init__(
+        self,
+        store: Store,
+        conversation_id: str,
+        provider: str,
+        model: str,
+        messages: list[dict[str, Any]],
+    ) -> None:
         self.store = store
-        self.exchange = exchange
+        self.conversation_id = conversation_id
+        self.provider = provider
+        self.model = model
+        self.messages = messages
+        self.key = new_key()
+        self._started_at = time.time()
         self._start = time.monotonic()
         self._first: float | None = None
-        self._done = False
+        # How it ended, once it has: (text, status, error, total seconds, prompt tokens,
+        # completion tokens, tool calls). One tuple, set at once, so the writer thread
+        # never reads half an end.
+        self._end: tuple[Any, ...] | None = None
         self._pieces: list[str] = []
         self._flushed = 0
-        exchange.status = "open"
         self._writer: LogWriter = store.writer
         self._writer.begin(self)
 
@@ -311,20 +326,13 @@ class Recorder:
         """The list the stream appends its text to, for snapshots while it streams."""
         self._pieces = pieces
 
-    def snapshot(self) -> Exchange | None:
-        """The exchange as it stands, if its text grew since the last one (writer thread)."""
-        pieces = self._pieces
-        count = len(pieces)
-        if count == self._flushed or self._done:
-            return None
-        self._flushed = count
-        return replace(
-            self.exchange, response="".join(pieces[:count]),
-            first_token_seconds=self._first,
-            total_seconds=time.monotonic() - self._start,
-        )  # fmt: skip
-
-    def first_piece(self) -> None:
+    def first_piece(self, provider: str | None = None, model: str | None = None) -> None:
+        """The answer has begun, from ``provider`` and ``model`` (with a fallback list,
+        known only now)."""
+        if provider is not None:
+            self.provider = provider
+        if model is not None:
+            self.model = model
         if self._first is None:
             self._first = time.monotonic() - self._start
 
@@ -335,21 +343,51 @@ class Recorder:
         meta: dict[str, Any],
         tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
-        if self._done:
+        if self._end is not None:
             return
-        self._done = True
-        # The end is a new record: the one queued at the start may be in the writer's
-        # hands right now, and must not change under them.
-        exchange = self.exchange.__copy__()
-        exchange.response = text
-        exchange.tool_calls = tool_calls or None
-        exchange.status = status_of(error, text, bool(tool_calls))
-        exchange.error = None if error is None else (str(error) or type(error).__name__)
-        exchange.first_token_seconds = self._first
-        exchange.total_seconds = time.monotonic() - self._start
         usage = meta.get("usage")
-        if isinstance(usage, dict):
-            exchange.prompt_tokens = usage.get("prompt_tokens")
-            exchange.completion_tokens = usage.get("completion_tokens")
-        self.exchange = exchange
-        self._writer.end(self, exchange)
+        if not isinstance(usage, dict):
+            usage = {}
+        self._end = (
+            text, status_of(error, text, bool(tool_calls)),
+            None if error is None else (str(error) or type(error).__name__),
+            time.monotonic() - self._start, usage.get("prompt_tokens"),
+            usage.get("completion_tokens"), tool_calls or None,
+        )  # fmt: skip
+        # The pieces are the stream's; they go with it, not with the writer thread.
+        self._pieces = _NO_PIECES
+        self._writer.end(self)
+
+    # -- the writer thread's side ----------------------------------------------------
+
+    def grew(self) -> bool:
+        """Whether it streams still and has text not yet written."""
+        return self._end is None and len(self._pieces) != self._flushed
+
+    def row(self) -> tuple[Any, ...]:
+        """Its values of ``WRITTEN`` as they stand: how it ended, or ``open`` with the
+        text so far."""
+        end = self._end
+        if end is None:
+            pieces = self._pieces
+            count = len(pieces)
+            self._flushed = count
+            end = ("".join(pieces[:count]), "open", None, time.monotonic() - self._start,
+                   None, None, None)  # fmt: skip
+        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
+        return row(
+            self.conversation_id, iso_time(self._started_at), self.provider, self.model,
+            self.messages, text, status, error, self._first, total, prompt_tokens,
+            completion_tokens, tool_calls, self.key,
+        )  # fmt: skip
+
+    @property
+    def exchange(self) -> Exchange:
+        """The exchange as it stands."""
+        end = self._end or ("".join(self._pieces), "open", None, None, None, None, None)
+        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
+        return Exchange(
+            self.conversation_id, self.provider, self.model, self.messages, text, status,
+            error, iso_time(self._started_at), self._first, total, prompt_tokens,
+            completion_tokens, tool_calls, key=self.key,
+        )  # fmt: skip
