@@ -341,7 +341,8 @@ def test_text_a_database_cannot_hold_is_replaced_and_the_rest_kept(store: Store)
 
 
 def test_batches_of_any_size_are_written_whole(store: Store) -> None:
-    sizes = [1, 2, 3, 511, 512, 513, 1100]  # SQLite pads to powers of two, in chunks of 512
+    # SQLite pads to a power of two up to 32, then to a multiple of 32, in chunks of 512.
+    sizes = [1, 2, 3, 31, 32, 33, 300, 511, 512, 513, 1100]
     for size in sizes:
         batch = [
             Exchange(f"b{size}", "p", "m", USER, response=f"answer {size} {n} whale")

@@ -47,14 +47,26 @@ _CHUNK_ROWS = 512
 _NULL_ROW = (None,) * len(WRITTEN)
 
 
+# Batches are padded to a power of two up to this, then to a multiple of it: a padded
+# row costs SQLite about 3.5 us, so padding 300 rows to 512 cost a third of the write.
+_PAD_STEP = 32
+
+
+def _padded(count: int) -> int:
+    """The size of statement that takes ``count`` rows: one of 21 up to ``_CHUNK_ROWS``."""
+    if count <= _PAD_STEP:
+        return 1 << (count - 1).bit_length()
+    return -(-count // _PAD_STEP) * _PAD_STEP
+
+
 @functools.cache
 def _upsert(rows: int) -> str:
     """The upsert of ``rows`` rows of bound values.
 
     Binding them costs the writer less than any other way in (reading JSON
-    in SQL is 4 us a row dearer). A batch is padded with rows of NULLs up to
-    a power of two, which the WHERE drops, so a few prepared statements
-    serve every size.
+    in SQL is 4 us a row dearer). A batch is padded with rows of NULLs, which
+    the WHERE drops, up to one of a few sizes (``_padded``), so a few prepared
+    statements serve every batch.
     """
     row = "(" + ", ".join("?" * len(WRITTEN)) + ")"
     return upsert_batch(
@@ -308,7 +320,7 @@ class SQLiteStore(Store):
 def _upsert_chunk(
     connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], replica: str | None
 ) -> None:
-    padded = 1 << (len(rows) - 1).bit_length()  # the power of two that holds them
+    padded = _padded(len(rows))
     values: list[Any] = [replica]
     for row in rows:
         values.extend(row)
