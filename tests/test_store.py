@@ -353,6 +353,29 @@ def test_batches_of_any_size_are_written_whole(store: Store) -> None:
     assert len(store.search("whale", limit=5000)) == sum(sizes)
 
 
+def test_a_recorder_is_written_as_it_stands_and_ends_once(store: Store) -> None:
+    recorder = Recorder(store, "as-it-stands", "first-choice", "m", USER)
+    assert store.flush(60)
+    (opened,) = store.conversation("as-it-stands")
+    assert (opened.status, opened.provider, opened.response) == ("open", "first-choice", "")
+
+    recorder.first_piece("fallback", "m2")  # a later provider of a fallback list answered
+    usage = {"usage": {"prompt_tokens": 7, "completion_tokens": 2}}
+    recorder.finish("an answer", None, usage)
+    recorder.finish("a second end", RuntimeError("ignored"), {})
+    assert store.flush(60)
+    (ended,) = store.conversation("as-it-stands")
+    assert (ended.status, ended.provider, ended.model, ended.response) == (
+        "complete", "fallback", "m2", "an answer"
+    )  # fmt: skip
+    assert (ended.prompt_tokens, ended.completion_tokens) == (7, 2)
+    assert ended.first_token_seconds is not None
+    assert ended.total_seconds is not None
+    assert 0 <= ended.first_token_seconds <= ended.total_seconds
+    assert (ended.key, ended.started_at) == (opened.key, opened.started_at)
+    assert {**recorder.exchange.to_json(), "id": ended.id} == ended.to_json()
+
+
 def test_a_full_queue_drops_records_counts_them_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
