@@ -29,7 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._exchange import Exchange, iso_time, new_key, status_of
-from ._rows import row
+from ._rows import exchange_from, row
 
 if TYPE_CHECKING:
     from ._base import Store
@@ -367,14 +367,20 @@ class Recorder:
 
     def row(self) -> tuple[Any, ...]:
         """Its values of ``WRITTEN`` as they stand: how it ended, or ``open`` with the
-        text so far."""
-        end = self._end
-        if end is None:
-            pieces = self._pieces
-            count = len(pieces)
-            self._flushed = count
-            end = ("".join(pieces[:count]), "open", None, time.monotonic() - self._start,
-                   None, None, None)  # fmt: skip
+        text so far, which counts as written."""
+        # The pieces before the end: ``finish`` sets the end first, then lets go of
+        # them, so no-longer-followed pieces always come with the end.
+        pieces = self._pieces
+        count = len(pieces)
+        values = self._values(pieces, count)
+        self._flushed = count
+        return values
+
+    def _values(self, pieces: list[str], count: int) -> tuple[Any, ...]:
+        end = self._end or (
+            "".join(pieces[:count]), "open", None, time.monotonic() - self._start,
+            None, None, None,
+        )  # fmt: skip
         text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
         return row(
             self.conversation_id, iso_time(self._started_at), self.provider, self.model,
@@ -384,11 +390,8 @@ class Recorder:
 
     @property
     def exchange(self) -> Exchange:
-        """The exchange as it stands."""
-        end = self._end or ("".join(self._pieces), "open", None, None, None, None, None)
-        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
-        return Exchange(
-            self.conversation_id, self.provider, self.model, self.messages, text, status,
-            error, iso_time(self._started_at), self._first, total, prompt_tokens,
-            completion_tokens, tool_calls, key=self.key,
-        )  # fmt: skip
+        """The exchange as it stands, as the log would read it back."""
+        pieces = self._pieces
+        values = self._values(pieces, len(pieces))
+        # A row of COLUMNS: no id yet, and the prompt (WRITTEN[5]) left out.
+        return exchange_from((None, *values[:5], *values[6:]))
