@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = ["ChatCompletion", "Client"]
 
 import functools
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -78,11 +79,15 @@ _stores: dict[str, Store] = {}
 
 
 def _default_store() -> Store:
-    # The log CHATWIRE_DATABASE_URL names, else the default file; one per location.
-    from .store import open_store
+    # The log CHATWIRE_DATABASE_URL names, else the default file; one per location,
+    # opened on the first answer that logs to it, not made again for every answer.
+    from .store import DATABASE_URL_ENV, default_path, open_store
 
-    store = open_store()
-    return _stores.setdefault(store.location, store)
+    named = os.environ.get(DATABASE_URL_ENV) or str(default_path())
+    store = _stores.get(named)
+    if store is None:
+        store = _stores.setdefault(named, open_store(named))
+    return store
 
 
 _OWN_KEYWORDS = ("log", "store", "conversation_id", "max_retries")
