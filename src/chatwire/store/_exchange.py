@@ -42,13 +42,14 @@ def new_key() -> str:
 
 def _new_key_prefix() -> None:
     global _key_prefix, _key_count
-    _key_prefix = os.urandom(12).hex() + "-"
+    _key_prefix = random_hex(24) + "-"
     _key_count = itertools.count()
 
 
 _key_prefix = ""
 _key_count = itertools.count()
 _new_key_prefix()
+# Registered after _process's own hook, so a child draws its prefix from fresh digits.
 os.register_at_fork(after_in_child=_new_key_prefix)
 
 

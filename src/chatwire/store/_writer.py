@@ -20,7 +20,6 @@ __all__ = ["FLUSH_SECONDS", "STALE_SECONDS", "LogWriter", "Recorder", "writers_f
 
 import atexit
 import logging
-import os
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from .._process import pid, random_hex
 from ._exchange import Exchange, iso_time, new_key, status_of
 from ._rows import exchange_from, row
 
@@ -54,8 +54,8 @@ class LogWriter:
 
     def __init__(self, store: Store, capacity: int = QUEUE_CAPACITY) -> None:
         self.store = store
-        self.pid = os.getpid()
-        self.replica = f"{socket.gethostname()}:{self.pid}:{os.urandom(4).hex()}"
+        self.pid = pid()
+        self.replica = f"{socket.gethostname()}:{self.pid}:{random_hex(8)}"
         self.capacity = capacity
         self.watchers = 0  # gateways beating (and sweeping) even with nothing streaming
         self._queue: deque[Recorder] = deque()
@@ -271,14 +271,14 @@ _writers: weakref.WeakSet[LogWriter] = weakref.WeakSet()
 
 def writers_for(location: str) -> list[LogWriter]:
     """This process's writers for the log at ``location``."""
-    pid = os.getpid()
-    return [w for w in list(_writers) if w.pid == pid and w.store.location == location]
+    current = pid()
+    return [w for w in list(_writers) if w.pid == current and w.store.location == location]
 
 
 @atexit.register
 def _write_before_exit() -> None:
     for writer in list(_writers):
-        if writer.pid == os.getpid():
+        if writer.pid == pid():
             writer.stop()
 
 
