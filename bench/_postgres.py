@@ -17,7 +17,9 @@ from _env import ROOT
 
 @contextlib.contextmanager
 def postgres_url() -> Iterator[str]:
-    given = os.environ.get("CHATWIRE_DATABASE_URL", "")
+    from chatwire.store import DATABASE_URL_ENV
+
+    given = os.environ.get(DATABASE_URL_ENV, "")
     if given.startswith(("postgresql://", "postgres://")):
         yield given
         return
