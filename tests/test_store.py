@@ -353,6 +353,25 @@ def test_batches_of_any_size_are_written_whole(store: Store) -> None:
     assert len(store.search("whale", limit=5000)) == sum(sizes)
 
 
+@pytest.mark.parametrize("registered", [False, True])
+def test_sqlite_binds_none_as_null_keeping_an_adapter_registered_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registered: bool
+) -> None:
+    # The log registers an adapter for None (binding one otherwise costs CPython an
+    # exception); a program's own, registered before, stays.
+    key = (type(None), sqlite3.PrepareProtocol)
+    monkeypatch.delitem(sqlite3.adapters, key, raising=False)
+    programs = lambda value: value  # noqa: E731
+    if registered:
+        monkeypatch.setitem(sqlite3.adapters, key, programs)
+    with Store(tmp_path / "logs.db") as store:
+        store.write([Exchange("nulls", "p", "m", USER, response="r")], "r")
+        (written,) = store.conversation("nulls")
+    assert (written.error, written.prompt_tokens, written.tool_calls) == (None, None, None)
+    assert (sqlite3.adapters[key] is programs) is registered
+    assert sqlite3.adapters[key](None) is None
+
+
 def test_a_recorder_is_written_as_it_stands_and_ends_once(store: Store) -> None:
     recorder = Recorder(store, "as-it-stands", "first-choice", "m", USER)
     assert store.flush(60)
