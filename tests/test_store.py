@@ -380,8 +380,9 @@ def test_a_recorder_is_written_as_it_stands_and_ends_once(store: Store) -> None:
 
     recorder.first_piece("fallback", "m2")  # a later provider of a fallback list answered
     usage = {"usage": {"prompt_tokens": 7, "completion_tokens": 2}}
-    recorder.finish("an answer", None, usage)
-    recorder.finish("a second end", RuntimeError("ignored"), {})
+    recorder.pieces.append("an answer")
+    recorder.finish(None, usage)
+    recorder.finish(RuntimeError("ignored"), {})
     assert store.flush(60)
     (ended,) = store.conversation("as-it-stands")
     assert (ended.status, ended.provider, ended.model, ended.response) == (
@@ -405,7 +406,8 @@ def test_a_full_queue_drops_records_counts_them_and_says_so(
         with locked(store.path), caplog.at_level(logging.WARNING, logger="chatwire"):
             for number in range(5):  # each queues its start and its end
                 recorder = Recorder(store, "q", "p", "m", USER)
-                recorder.finish(f"answer {number}", None, {})
+                recorder.pieces.append(f"answer {number}")
+                recorder.finish(None, {})
             # The first four records wait; the other six find the queue full.
             assert {k: v for k, v in store.health().items() if k != "reachable"} == {
                 "queued": 4,
@@ -416,6 +418,25 @@ def test_a_full_queue_drops_records_counts_them_and_says_so(
         ]
         assert store.flush(60)
         assert store.health() == {"reachable": True, "queued": 0, "dropped": 6}
+        assert [(e.status, e.response) for e in store.recent(10)] == [
+            ("complete", "answer 0"), ("complete", "answer 1")
+        ]  # fmt: skip
+
+
+def test_an_end_that_finds_the_queue_full_is_written_when_its_start_was_queued(
+    tmp_path: Path,
+) -> None:
+    with Store(tmp_path / "full.db") as store:
+        store.recent()
+        store.writer.capacity = 2
+        with locked(store.path):
+            recorders = [Recorder(store, "q", "p", "m", USER) for _ in range(2)]
+            for number, recorder in enumerate(recorders):  # each end finds the queue full
+                recorder.pieces.append(f"answer {number}")
+                recorder.finish(None, {})
+            assert store.health()["queued"] == 2
+        assert store.flush(60)
+        assert store.health() == {"reachable": True, "queued": 0, "dropped": 0}
         assert [(e.status, e.response) for e in store.recent(10)] == [
             ("complete", "answer 0"), ("complete", "answer 1")
         ]  # fmt: skip

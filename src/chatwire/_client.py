@@ -71,7 +71,7 @@ def _recorder(
         raise InvalidRequest(f"store must be a chatwire.store.Store, got {type(store).__name__}")
     cid = conversation_id or new_conversation_id()
     # A copy: the caller may change its list (append the answer) before the log is written.
-    copied = [dict(message) for message in messages]
+    copied = list(map(dict, messages))
     return Recorder(store or _default_store(), cid, provider, model, copied), cid
 
 

@@ -73,10 +73,9 @@ class _Pieces:
         conversation_id: str | None,
     ) -> None:
         self._iterator = iterator
-        self._pieces: list[str] = []
+        # With a log, the recorder's list: the text is flushed to the log as it grows.
+        self._pieces: list[str] = [] if recorder is None else recorder.pieces
         self._recorder = recorder
-        if recorder is not None:
-            recorder.follow(self._pieces)  # its text is flushed to the log as it grows
         self._finished = False
         self._started = False
         self.tool_calls: list[dict[str, Any]] = []
@@ -123,7 +122,7 @@ class _Pieces:
         if isinstance(error, KeyboardInterrupt) or type(error).__name__ == "CancelledError":
             error = _Stopped()  # Ctrl-C or a cancelled task: the caller stopped it
         if self._recorder is not None:
-            self._recorder.finish(self.text, error, self.meta, self.tool_calls)
+            self._recorder.finish(error, self.meta, self.tool_calls)
 
     def _first_piece(self) -> None:
         # With a fallback list, the provider that answered is known now.

@@ -15,6 +15,7 @@ __all__ = [
 import itertools
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,17 +38,16 @@ def new_conversation_id() -> str:
 def new_key() -> str:
     """An exchange's own id, unique across every process writing one log: this
     process's random prefix and a count (a fork starts a prefix of its own)."""
-    return f"{_key_prefix}{next(_key_count):012x}"  # in order, as the index likes them
+    return next(keys)
 
 
 def _new_key_prefix() -> None:
-    global _key_prefix, _key_count
-    _key_prefix = random_hex(24) + "-"
-    _key_count = itertools.count()
+    global keys
+    # Made in C, one call a key, and in order, as the log's index likes them.
+    keys = map(f"{random_hex(24)}-{{:012x}}".format, itertools.count())
 
 
-_key_prefix = ""
-_key_count = itertools.count()
+keys: Iterator[str]
 _new_key_prefix()
 # Registered after _process's own hook, so a child draws its prefix from fresh digits.
 os.register_at_fork(after_in_child=_new_key_prefix)

@@ -20,6 +20,7 @@ __all__ = ["FLUSH_SECONDS", "STALE_SECONDS", "LogWriter", "Recorder", "writers_f
 
 import atexit
 import logging
+import os
 import socket
 import threading
 import time
@@ -28,7 +29,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._process import pid, random_hex
-from ._exchange import Exchange, iso_time, new_key, status_of
+from . import _exchange
+from ._exchange import Exchange, iso_time, status_of
 from ._rows import exchange_from, row
 
 if TYPE_CHECKING:
@@ -39,9 +41,8 @@ logger = logging.getLogger("chatwire")
 FLUSH_SECONDS = 2.0  # the longest a streaming answer's text waits to be written
 STALE_SECONDS = 10.0  # a replica silent this long is taken for dead
 QUEUE_CAPACITY = 10_000  # records waiting, beyond which new ones are dropped
-_BATCH_MAX = 500
-# Under load, how long the first record of a batch waits for others to join it. A batch
-# costs about a millisecond however small (the commit, a new full-text segment): at
+# Under load, how long the writer lets records gather after a batch. A batch costs
+# about a millisecond however small (the commit, a new full-text segment): at
 # saturation the writer spent 19 us a stream lingering 0.05 s, 12 us lingering 0.2 s.
 # A record that comes after a quiet spell is written at once.
 _LINGER_SECONDS = 0.2
@@ -50,7 +51,13 @@ _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the data
 
 
 class LogWriter:
-    """Writes a store's records from a thread of its own; see the module's text."""
+    """Writes a store's records from a thread of its own; see the module's text.
+
+    Callers take no lock: a recorder appends itself to ``queue`` and reads
+    ``resting``, and the thread copies the queue and removes from its left
+    what it has written. Each of these is one step the interpreter's lock
+    keeps whole; a record costs the caller no call beyond its own.
+    """
 
     def __init__(self, store: Store, capacity: int = QUEUE_CAPACITY) -> None:
         self.store = store
@@ -58,12 +65,14 @@ class LogWriter:
         self.replica = f"{socket.gethostname()}:{self.pid}:{random_hex(8)}"
         self.capacity = capacity
         self.watchers = 0  # gateways beating (and sweeping) even with nothing streaming
-        self._queue: deque[Recorder] = deque()
-        self._live: set[Recorder] = set()
-        self._changed = threading.Condition()
-        self._unwritten = 0  # queued or in a batch not yet committed
+        self.queue: deque[Recorder] = deque()  # every record not yet written, in order
+        # True when no thread runs or it sleeps until roused: the next record rouses it.
+        self.resting = True
+        self._roused = threading.Event()
+        self._changed = threading.Condition()  # the thread's start and end, counts, cycles
+        self._cycle = 0  # cycles of the thread begun
+        self._written_cycle = 0  # the last cycle after which nothing taken was unwritten
         self._flushing = 0  # callers waiting in flush(): no lingering for them
-        self._last_write = 0.0  # when a batch was last committed (monotonic)
         self._dropped = 0
         self._reachable = True
         self._stopping = False
@@ -74,52 +83,38 @@ class LogWriter:
         self._ending: threading.Thread | None = None
         _writers.add(self)
 
-    def _wake(self) -> None:
-        """Start the thread if it is not running (with ``_changed`` held)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="chatwire-log", daemon=True)
-            self._thread.start()
-        self._changed.notify()
-
-    def _idle(self) -> bool:
-        return not self._queue and not self._live and not self.watchers
-
     # -- the callers' side ---------------------------------------------------------
 
-    def _enqueue(self, record: Recorder) -> None:
-        # With ``_changed`` held. Records the thread has taken into a batch it cannot
-        # write yet count too: while the database is away, they are what grows.
-        if self._unwritten >= self.capacity:
-            self._dropped += 1
-            if self._dropped == 1 or self._dropped % 1000 == 0:
-                logger.warning(
-                    "chatwire: the conversation log %s is not keeping up: "
-                    "%d record(s) dropped", self.store.describe(), self._dropped,
-                )  # fmt: skip
-            return
-        self._queue.append(record)
-        self._unwritten += 1
+    def rouse(self) -> None:
+        """Have the thread look at the queue now, starting one if none runs."""
+        with self._changed:
+            self._rouse()
+
+    def _rouse(self) -> None:
+        # With ``_changed`` held.
         if self._thread is None:
-            self._wake()
-        elif len(self._queue) == 1 or len(self._queue) == _BATCH_MAX:
-            self._changed.notify()  # the first of a batch, or a full one
+            self.resting = False
+            self._thread = threading.Thread(target=self._run, name="chatwire-log", daemon=True)
+            self._thread.start()
+        self._roused.set()
 
-    def begin(self, recorder: Recorder) -> None:
+    def drop(self) -> None:
+        """Count a record the full queue turned away, and say so now and then."""
         with self._changed:
-            self._live.add(recorder)
-            self._enqueue(recorder)
-
-    def end(self, recorder: Recorder) -> None:
-        with self._changed:
-            self._live.discard(recorder)
-            self._enqueue(recorder)
+            self._dropped += 1
+            dropped = self._dropped
+        if dropped == 1 or dropped % 1000 == 0:
+            logger.warning(
+                "chatwire: the conversation log %s is not keeping up: %d record(s) dropped",
+                self.store.describe(), dropped,
+            )  # fmt: skip
 
     def watch(self) -> None:
         """Beat and sweep even with nothing streaming, as a long-running gateway does,
         until as many ``unwatch()`` calls."""
         with self._changed:
             self.watchers += 1
-            self._wake()
+            self._rouse()
 
     def unwatch(self) -> None:
         with self._changed:
@@ -128,12 +123,21 @@ class LogWriter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is written; whether that happened in time."""
         with self._changed:
-            self._flushing += 1
-            self._changed.notify()
-            try:
-                done = self._changed.wait_for(lambda: self._unwritten == 0, timeout)
-            finally:
-                self._flushing -= 1
+            done = self._thread is None and not self.queue
+            if not done:
+                wanted = self._cycle + 1  # a cycle that begins now takes all queued so far
+                self._flushing += 1
+                self._rouse()
+                try:
+                    done = self._changed.wait_for(
+                        lambda: (
+                            self._written_cycle >= wanted
+                            or (self._thread is None and not self.queue)
+                        ),
+                        timeout,
+                    )
+                finally:
+                    self._flushing -= 1
             ending = self._ending
         if done and ending is not None:
             ending.join()  # it has nothing left to do: let it be gone, not going
@@ -143,7 +147,7 @@ class LogWriter:
         with self._changed:
             return {
                 "reachable": self._reachable,
-                "queued": self._unwritten,
+                "queued": len(self.queue),
                 "dropped": self._dropped,
             }
 
@@ -153,7 +157,7 @@ class LogWriter:
             self._stopping = True
             self.watchers = 0
             self._stop_by = time.monotonic() + timeout
-            self._changed.notify()
+            self._roused.set()
             thread = self._thread or self._ending
         if thread is not None and threading.current_thread() is not thread:
             thread.join(timeout + 1.0)
@@ -162,87 +166,83 @@ class LogWriter:
     # -- the thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        # The exchanges to write, each once, in the order they were first queued. A
-        # row is built when it is written, from the exchange as it stands then.
-        batch: dict[Recorder, None] = {}
-        in_batch = 0  # queue records merged into ``batch``
+        pending = _Pending()
         next_beat = time.monotonic() + FLUSH_SECONDS
-        retry_at = 0.0
-        backoff = 0.0
+        retry_at = backoff = last_write = 0.0
         while True:
-            wake = min(next_beat, retry_at) if batch else next_beat
-            taken, stopping, live = self._take(wake, bool(batch), next_beat)
-            batch.update(dict.fromkeys(taken))
-            in_batch += len(taken)
-            beating = time.monotonic() >= next_beat
+            if (
+                self.queue and not self._stopping and not self._flushing
+                and time.monotonic() - last_write < _LINGER_SECONDS
+            ):  # fmt: skip
+                self._sleep(_LINGER_SECONDS)  # busy: let the batch gather
+            with self._changed:
+                self._cycle += 1
+                cycle, stopping = self._cycle, self._stopping
+            pending.take(self.queue)
+            now = time.monotonic()
+            beating = now >= next_beat
             if beating:
-                next_beat = time.monotonic() + FLUSH_SECONDS
-                batch.update(dict.fromkeys(recorder for recorder in live if recorder.grew()))
-                beating = bool(live) or self.watchers > 0
-            if (batch and time.monotonic() >= retry_at) or beating:
+                next_beat = now + FLUSH_SECONDS
+                beating = pending.take_live() or self.watchers > 0
+            if (pending.batch and now >= retry_at) or beating:
                 try:
-                    if batch:
-                        rows = [recorder.row() for recorder in batch]
-                        self.store._write_rows(rows, self.replica)
-                    if beating:
-                        self.store.beat(self.replica, STALE_SECONDS)
+                    if self._write(pending, beating):
+                        last_write = time.monotonic()
                 except Exception as exc:  # the database is away, locked, full...
                     backoff = min(_BACKOFF_MAX_SECONDS, backoff * 2 or 0.05)
                     retry_at = time.monotonic() + backoff
                     self._unreachable(exc)
                     if stopping and time.monotonic() >= self._stop_by:
-                        self._give_up(in_batch)
+                        self._give_up()
                         return
-                    continue
-                backoff, retry_at = 0.0, 0.0
-                self._last_write = time.monotonic()
-                batch.clear()
-                in_batch, written = 0, in_batch
-                with self._changed:
-                    self._unwritten -= written
-                    self._reachable = True
-                    # In the same hold as the count: flush() then finds the thread gone.
-                    if self._ended(stopping):
-                        return
-                    self._changed.notify_all()
-            elif not batch:
-                with self._changed:
-                    if self._ended(stopping):
-                        return
+                else:
+                    backoff = retry_at = 0.0
+            if pending.batch:  # to be tried again
+                self._sleep(retry_at - time.monotonic())
+                continue
+            idle = stopping or not (pending.live or self.watchers)
+            if self._settle(cycle, end=idle and not self.queue):
+                return
+            if not idle and not self.queue:
+                self._sleep(next_beat - time.monotonic(), resting=True)
 
-    def _ended(self, stopping: bool) -> bool:
-        """Whether the thread has nothing left to do; if so it is marked gone (lock held)."""
-        if self._idle() or (stopping and not self._queue):
-            self._end_thread()
-            return True
-        return False
-
-    def _take(
-        self, wake: float, holding: bool, next_beat: float
-    ) -> tuple[list[Recorder], bool, list[Recorder]]:
-        """Wait for records (or ``wake``), let a batch gather; what was queued, whether
-        stopping, and at a beat the answers streaming."""
+    def _write(self, pending: _Pending, beating: bool) -> bool:
+        """Write the batch in one transaction and beat if it is time; whether rows went."""
+        batch = bool(pending.batch)
+        if batch:
+            self.store._write_rows(pending.rows(), self.replica)
+        if beating:
+            self.store.beat(self.replica, STALE_SECONDS)
+        pending.written(self.queue)
         with self._changed:
-            while not self._queue and time.monotonic() < wake:
-                if self._stopping and not holding:
-                    break
-                self._changed.wait(wake - time.monotonic())
-            busy = time.monotonic() - self._last_write < _LINGER_SECONDS
-            linger_until = time.monotonic() + (_LINGER_SECONDS if busy else 0.0)
-            while (
-                self._queue and len(self._queue) < _BATCH_MAX
-                and not self._flushing and not self._stopping
-                and time.monotonic() < linger_until
-            ):  # fmt: skip
-                self._changed.wait(linger_until - time.monotonic())
-            taken = [self._queue.popleft() for _ in range(min(len(self._queue), _BATCH_MAX))]
-            live = list(self._live) if time.monotonic() >= next_beat else []
-            return taken, self._stopping, live
+            self._reachable = True
+        return batch
 
-    def _end_thread(self) -> None:
-        # With ``_changed`` held, so a record submitted now starts a new thread.
-        self._ending, self._thread = self._thread, None
-        self._changed.notify_all()
+    def _sleep(self, seconds: float, resting: bool = False) -> None:
+        """Wait ``seconds`` or until roused; ``resting``: a record queued meanwhile rouses."""
+        self._roused.clear()
+        if resting:
+            self.resting = True
+            if self.queue:  # queued before ``resting`` was seen: it will not rouse
+                self.resting = False
+                return
+        self._roused.wait(max(0.0, seconds))
+        self.resting = False
+
+    def _settle(self, cycle: int, end: bool) -> bool:
+        """Mark ``cycle`` written and, if ``end`` and no work came meanwhile, end the
+        thread in the same hold, so that a flush() it satisfies finds the thread gone;
+        whether it ended."""
+        with self._changed:
+            self._written_cycle = cycle
+            if end:
+                self.resting = True
+                if self.queue or self.watchers:
+                    self.resting = end = False
+                else:
+                    self._ending, self._thread = self._thread, None
+            self._changed.notify_all()
+            return end
 
     def _unreachable(self, exc: BaseException) -> None:
         with self._changed:
@@ -253,17 +253,62 @@ class LogWriter:
                 self.store.describe(), exc,
             )  # fmt: skip
 
-    def _give_up(self, in_batch: int) -> None:
+    def _give_up(self) -> None:
         with self._changed:
-            lost = in_batch + len(self._queue)
+            lost = len(self.queue)
             self._dropped += lost
-            self._unwritten = 0
-            self._queue.clear()
-            self._end_thread()
+            self.queue.clear()
+            self.resting = True
+            self._ending, self._thread = self._thread, None
+            self._changed.notify_all()
         logger.warning(
             "chatwire: the conversation log %s stayed unreachable: %d record(s) not written",
             self.store.describe(), lost,
         )  # fmt: skip
+
+
+class _Pending:
+    """The writer thread's own account of what it has taken and not yet written."""
+
+    __slots__ = ("batch", "live", "merged")
+
+    def __init__(self) -> None:
+        # The exchanges to write, each once, in the order they were first queued. A
+        # row is built when it is written, from the exchange as it stands then.
+        self.batch: dict[Recorder, None] = {}
+        self.merged = 0  # records at the queue's head already in ``batch``
+        self.live: set[Recorder] = set()  # taken while streaming, not yet seen to end
+
+    def take(self, queue: deque[Recorder]) -> None:
+        """Merge the records queued since the last look, and the ends that found the
+        queue full (their starts are in)."""
+        queued = list(queue)  # one step, while callers may append
+        for recorder in queued[self.merged :]:
+            self.batch[recorder] = None
+            if recorder._end is None:
+                self.live.add(recorder)
+            else:
+                self.live.discard(recorder)
+        self.merged = len(queued)
+        for recorder in [r for r in self.live if r._end is not None]:
+            self.live.discard(recorder)
+            self.batch[recorder] = None
+
+    def take_live(self) -> bool:
+        """At a beat: the text that streaming answers added; whether any still streams."""
+        for recorder in self.live:
+            if recorder.grew():
+                self.batch[recorder] = None
+        return bool(self.live)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        return [recorder.row() for recorder in self.batch]
+
+    def written(self, queue: deque[Recorder]) -> None:
+        for _ in range(self.merged):
+            queue.popleft()
+        self.merged = 0
+        self.batch.clear()
 
 
 _writers: weakref.WeakSet[LogWriter] = weakref.WeakSet()
@@ -282,7 +327,14 @@ def _write_before_exit() -> None:
             writer.stop()
 
 
-_NO_PIECES: list[str] = []  # a finished recorder's: never appended to
+def _forget_parents_writers() -> None:
+    # A fork's child starts writers of its own, on the first record it queues.
+    for writer in list(_writers):
+        if writer.store._writer is writer:
+            writer.store._writer = None
+
+
+os.register_at_fork(after_in_child=_forget_parents_writers)
 
 
 class Recorder:
@@ -290,12 +342,13 @@ class Recorder:
 
     It holds the exchange's fields as they stand, and the writer thread builds the
     row from them when it writes: what the event loop does per answer is a few
-    assignments and two appends to the writer's queue.
+    assignments and two appends to the writer's queue, with no call beyond
+    these methods (each costs a busy gateway more than the work inside it).
     """
 
-    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_pieces", "_start",
+    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_queued", "_start",
                  "_started_at", "_writer", "conversation_id", "key", "messages", "model",
-                 "provider", "store")  # fmt: skip
+                 "pieces", "provider", "store")  # fmt: skip
 
     def __init__(
         self,
@@ -310,22 +363,26 @@ class Recorder:
         self.provider = provider
         self.model = model
         self.messages = messages
-        self.key = new_key()
+        self.key = next(_exchange.keys)
         self._started_at = time.time()
         self._start = time.monotonic()
         self._first: float | None = None
-        # How it ended, once it has: (text, status, error, total seconds, prompt tokens,
+        # How it ended, once it has: (status, error, total seconds, prompt tokens,
         # completion tokens, tool calls). One tuple, set at once, so the writer thread
         # never reads half an end.
         self._end: tuple[Any, ...] | None = None
-        self._pieces: list[str] = []
+        self.pieces: list[str] = []  # its text: the stream appends each piece here
         self._flushed = 0
-        self._writer: LogWriter = store.writer
-        self._writer.begin(self)
-
-    def follow(self, pieces: list[str]) -> None:
-        """The list the stream appends its text to, for snapshots while it streams."""
-        self._pieces = pieces
+        # A fork's child forgets its parent's writers, so no need to check the pid here.
+        writer = self._writer = store._writer or store.writer
+        queue = writer.queue
+        self._queued = len(queue) < writer.capacity
+        if self._queued:
+            queue.append(self)
+        else:
+            writer.drop()
+        if writer.resting:
+            writer.rouse()
 
     def first_piece(self, provider: str | None = None, model: str | None = None) -> None:
         """The answer has begun, from ``provider`` and ``model`` (with a fallback list,
@@ -339,49 +396,54 @@ class Recorder:
 
     def finish(
         self,
-        text: str,
         error: BaseException | None,
         meta: dict[str, Any],
         tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
+        """It ended, with ``pieces`` as its text; a second end changes nothing."""
         if self._end is not None:
             return
         usage = meta.get("usage")
         if not isinstance(usage, dict):
             usage = {}
         self._end = (
-            text, status_of(error, text, bool(tool_calls)),
+            "complete" if error is None
+            else status_of(error, "".join(self.pieces), bool(tool_calls)),
             None if error is None else (str(error) or type(error).__name__),
             time.monotonic() - self._start, usage.get("prompt_tokens"),
             usage.get("completion_tokens"), tool_calls or None,
         )  # fmt: skip
-        # The pieces are the stream's; they go with it, not with the writer thread.
-        self._pieces = _NO_PIECES
-        self._writer.end(self)
+        writer = self._writer
+        queue = writer.queue
+        if len(queue) < writer.capacity:
+            queue.append(self)
+        elif not self._queued:  # else the writer has its start, and looks for its end
+            writer.drop()
+        if writer.resting:
+            writer.rouse()
 
     # -- the writer thread's side ----------------------------------------------------
 
     def grew(self) -> bool:
         """Whether it streams still and has text not yet written."""
-        return self._end is None and len(self._pieces) != self._flushed
+        return self._end is None and len(self.pieces) != self._flushed
 
     def row(self) -> tuple[Any, ...]:
         """Its values of ``WRITTEN`` as they stand: how it ended, or ``open`` with the
         text so far, which counts as written."""
-        # The pieces before the end: ``finish`` sets the end first, then lets go of
-        # them, so no-longer-followed pieces always come with the end.
-        pieces = self._pieces
-        count = len(pieces)
-        values = self._values(pieces, count)
+        end = self._end  # before the pieces: with an end, every piece is in
+        count = len(self.pieces)
+        values = self._values(end, count)
         self._flushed = count
         return values
 
-    def _values(self, pieces: list[str], count: int) -> tuple[Any, ...]:
-        end = self._end or (
-            "".join(pieces[:count]), "open", None, time.monotonic() - self._start,
-            None, None, None,
-        )  # fmt: skip
-        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
+    def _values(self, end: tuple[Any, ...] | None, count: int) -> tuple[Any, ...]:
+        if end is None:
+            text = "".join(self.pieces[:count])
+            end = ("open", None, time.monotonic() - self._start, None, None, None)
+        else:
+            text = "".join(self.pieces)
+        status, error, total, prompt_tokens, completion_tokens, tool_calls = end
         return row(
             self.conversation_id, iso_time(self._started_at), self.provider, self.model,
             self.messages, text, status, error, self._first, total, prompt_tokens,
@@ -391,7 +453,6 @@ class Recorder:
     @property
     def exchange(self) -> Exchange:
         """The exchange as it stands, as the log would read it back."""
-        pieces = self._pieces
-        values = self._values(pieces, len(pieces))
+        values = self._values(self._end, len(self.pieces))
         # A row of COLUMNS: no id yet, and the prompt (WRITTEN[5]) left out.
         return exchange_from((None, *values[:5], *values[6:]))
