@@ -57,6 +57,8 @@ LOG_FLUSH_AT_EXIT_SECONDS = 10.0  # how long a stopping gateway waits for its lo
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_CONCURRENT = 1024
 _CONVERSATION_ID = re.compile(CONVERSATION_ID_PATTERN)
+# Looked up in the raw headers: Starlette's mapping costs every logged answer three calls.
+_CONVERSATION_HEADER_NAME = CONVERSATION_HEADER.lower().encode("latin-1")
 API_KEY_ENV = "CHATWIRE_API_KEY"
 # The names a keyless server answers to, whatever address it is bound to.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -164,7 +166,11 @@ class Gateway:
         """The conversation a request names, when logging (``None``: the log starts one)."""
         if self.store is None:
             return None
-        given = request.headers.get(CONVERSATION_HEADER)
+        given: str | None = None
+        for name, value in request.scope["headers"]:  # lowercase names, as ASGI gives them
+            if name == _CONVERSATION_HEADER_NAME:
+                given = value.decode("latin-1")
+                break
         if given is None:
             return None
         if not _CONVERSATION_ID.fullmatch(given):
