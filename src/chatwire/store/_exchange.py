@@ -44,7 +44,7 @@ def new_key() -> str:
 def _new_key_prefix() -> None:
     global keys
     # Made in C, one call a key, and in order, as the log's index likes them.
-    keys = map(f"{random_hex(24)}-{{:012x}}".format, itertools.count())
+    keys = map(f"{random_hex(24)}-%012x".__mod__, itertools.count())
 
 
 keys: Iterator[str]
