@@ -367,7 +367,7 @@ class Recorder:
         self._started_at = time.time()
         self._start = time.monotonic()
         self._first: float | None = None
-        # How it ended, once it has: (status, error, total seconds, prompt tokens,
+        # How it ended, once it has: (text, status, error, total seconds, prompt tokens,
         # completion tokens, tool calls). One tuple, set at once, so the writer thread
         # never reads half an end.
         self._end: tuple[Any, ...] | None = None
@@ -406,9 +406,12 @@ class Recorder:
         usage = meta.get("usage")
         if not isinstance(usage, dict):
             usage = {}
+        # Joined here, while the pieces are in this core's cache: the writer thread
+        # would fetch each one from another's.
+        text = "".join(self.pieces)
         self._end = (
-            "complete" if error is None
-            else status_of(error, "".join(self.pieces), bool(tool_calls)),
+            text,
+            "complete" if error is None else status_of(error, text, bool(tool_calls)),
             None if error is None else (str(error) or type(error).__name__),
             time.monotonic() - self._start, usage.get("prompt_tokens"),
             usage.get("completion_tokens"), tool_calls or None,
@@ -431,7 +434,7 @@ class Recorder:
     def row(self) -> tuple[Any, ...]:
         """Its values of ``WRITTEN`` as they stand: how it ended, or ``open`` with the
         text so far, which counts as written."""
-        end = self._end  # before the pieces: with an end, every piece is in
+        end = self._end  # read once: an end carries its whole text
         count = len(self.pieces)
         values = self._values(end, count)
         self._flushed = count
@@ -440,10 +443,8 @@ class Recorder:
     def _values(self, end: tuple[Any, ...] | None, count: int) -> tuple[Any, ...]:
         if end is None:
             text = "".join(self.pieces[:count])
-            end = ("open", None, time.monotonic() - self._start, None, None, None)
-        else:
-            text = "".join(self.pieces)
-        status, error, total, prompt_tokens, completion_tokens, tool_calls = end
+            end = (text, "open", None, time.monotonic() - self._start, None, None, None)
+        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
         return row(
             self.conversation_id, iso_time(self._started_at), self.provider, self.model,
             self.messages, text, status, error, self._first, total, prompt_tokens,
