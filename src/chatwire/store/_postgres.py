@@ -126,7 +126,9 @@ class PostgresStore(Store):
     # -- connection and schema ---------------------------------------------------
 
     def _connection(self) -> Any:
-        """A pooled connection's context: committed at its end, rolled back on an error."""
+        """A pooled connection's context. Each statement commits on its own (a batch is
+        one statement, so one round trip); statements that belong together take
+        ``connection.transaction()``."""
         with self._lock:
             if self._pool is None:
                 from psycopg_pool import ConnectionPool
@@ -134,7 +136,7 @@ class PostgresStore(Store):
                 pool = ConnectionPool(
                     self.url, min_size=1, max_size=4, open=False,
                     timeout=_POOL_TIMEOUT_SECONDS, check=ConnectionPool.check_connection,
-                    kwargs={"connect_timeout": 5}, name="chatwire-log",
+                    kwargs={"connect_timeout": 5, "autocommit": True}, name="chatwire-log",
                 )  # fmt: skip
                 pool.open(wait=False)
                 try:
@@ -167,7 +169,7 @@ class PostgresStore(Store):
             return int(row.fetchone()[0])
 
     def beat(self, replica: str, stale_after: float) -> int:
-        with self._connection() as connection:
+        with self._connection() as connection, connection.transaction():
             connection.execute(
                 "INSERT INTO replicas (id, beat_at) VALUES (%s, now()) "
                 "ON CONFLICT (id) DO UPDATE SET beat_at = now()",
