@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidRequest
-from .._process import pid
 from ._exchange import STATUSES, Exchange
 from ._rows import row_of
 
@@ -125,10 +124,10 @@ class Store:
     def writer(self) -> Any:
         """This process's writer for the log (a ``LogWriter``), started on first use."""
         writer = self._writer
-        if writer is not None and writer.pid == pid():
+        if writer is not None:  # a fork's child has forgotten its parent's
             return writer
         with self._writer_lock:
-            if self._writer is None or self._writer.pid != pid():
+            if self._writer is None:
                 from ._writer import LogWriter
 
                 self._writer = LogWriter(self)

@@ -61,8 +61,7 @@ class LogWriter:
 
     def __init__(self, store: Store, capacity: int = QUEUE_CAPACITY) -> None:
         self.store = store
-        self.pid = pid()
-        self.replica = f"{socket.gethostname()}:{self.pid}:{random_hex(8)}"
+        self.replica = f"{socket.gethostname()}:{pid()}:{random_hex(8)}"
         self.capacity = capacity
         self.watchers = 0  # gateways beating (and sweeping) even with nothing streaming
         self.queue: deque[Recorder] = deque()  # every record not yet written, in order
@@ -208,15 +207,15 @@ class LogWriter:
 
     def _write(self, pending: _Pending, beating: bool) -> bool:
         """Write the batch in one transaction and beat if it is time; whether rows went."""
-        batch = bool(pending.batch)
-        if batch:
+        has_rows = bool(pending.batch)
+        if has_rows:
             self.store._write_rows(pending.rows(), self.replica)
         if beating:
             self.store.beat(self.replica, STALE_SECONDS)
         pending.written(self.queue)
         with self._changed:
             self._reachable = True
-        return batch
+        return has_rows
 
     def _sleep(self, seconds: float, resting: bool = False) -> None:
         """Wait ``seconds`` or until roused; ``resting``: a record queued meanwhile rouses."""
@@ -316,20 +315,20 @@ _writers: weakref.WeakSet[LogWriter] = weakref.WeakSet()
 
 def writers_for(location: str) -> list[LogWriter]:
     """This process's writers for the log at ``location``."""
-    current = pid()
-    return [w for w in list(_writers) if w.pid == current and w.store.location == location]
+    return [w for w in list(_writers) if w.store.location == location]
 
 
 @atexit.register
 def _write_before_exit() -> None:
     for writer in list(_writers):
-        if writer.pid == pid():
-            writer.stop()
+        writer.stop()
 
 
 def _forget_parents_writers() -> None:
-    # A fork's child starts writers of its own, on the first record it queues.
+    # A fork's child neither flushes nor stops its parent's writers (their threads
+    # are not in it); it starts its own on the first record it queues.
     for writer in list(_writers):
+        _writers.discard(writer)
         if writer.store._writer is writer:
             writer.store._writer = None
 
@@ -373,7 +372,6 @@ class Recorder:
         self._end: tuple[Any, ...] | None = None
         self.pieces: list[str] = []  # its text: the stream appends each piece here
         self._flushed = 0
-        # A fork's child forgets its parent's writers, so no need to check the pid here.
         writer = self._writer = store._writer or store.writer
         queue = writer.queue
         self._queued = len(queue) < writer.capacity
