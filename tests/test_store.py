@@ -19,7 +19,7 @@ import pytest
 
 import chatwire
 from chatwire.store import Exchange, Recorder, Store, new_conversation_id
-from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements
+from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements, _upsert
 from tests.servers import ThreadedServer, refused_url, wait_until
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
@@ -249,6 +249,43 @@ def test_a_log_of_schema_3_takes_its_open_rows_out_of_the_index(tmp_path: Path) 
     with sqlite3.connect(path) as connection:
         connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
         connection.execute("DELETE FROM exchanges")  # the trigger unindexes what is indexed
+        connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
+
+
+def test_a_log_of_schema_4_checks_the_status_without_a_table_per_row(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version VALUES (4)")
+        for step in range(4):
+            for statement in _statements(_MIGRATIONS[step]):
+                connection.execute(statement)
+        rowid = connection.execute(
+            "INSERT INTO exchanges (conversation_id, started_at, provider, model, messages, "
+            "prompt, response, status, key, replica) VALUES ('c', '2026-01-01', 'p', 'm', "
+            "'[]', 'whales', 'sing', 'complete', 'k-4', 'r')"
+        ).lastrowid
+        connection.execute(
+            "INSERT INTO exchanges_fts (rowid, prompt, response) VALUES (?, 'whales', 'sing')",
+            (rowid,),
+        )
+    with Store(path) as store:
+        (kept,) = store.search("whales")
+        assert (kept.id, kept.key, kept.response) == (rowid, "k-4", "sing")
+        store.write([Exchange("c", "p", "m", [], response="sings", key="k-4")])
+        assert [e.response for e in store.search("sings")] == ["sings"]
+    with sqlite3.connect(path) as connection:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            connection.execute(
+                "INSERT INTO exchanges (conversation_id, started_at, provider, model, messages, "
+                "prompt, response, status, key) VALUES ('c', '', 'p', 'm', '[]', '', '', "
+                "'bogus', 'k-bad')"
+            )
+        # The batch's upsert checks each row's status by comparisons, with no table
+        # of the allowed values made again for every row.
+        upsert = _upsert(1)
+        program = connection.execute("EXPLAIN " + upsert, [None] * upsert.count("?"))
+        assert "OpenEphemeral" not in {step[1] for step in program}
         connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
 
 
