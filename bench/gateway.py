@@ -24,16 +24,17 @@ the yardstick for what a gateway's own work costs above it.
 
 With ``--saturate``, the log's cost instead: a closed loop of clients (each
 starting its next stream as soon as the last ended, the upstream sending its
-tokens without pause) keeps ``chatwire serve`` busy for a while, with
-``--workers 1`` and ``--workers 2``, its log off, in SQLite and in
-PostgreSQL (a throwaway cluster, as the tests make it). The configurations
-take turns, a round each, each round in another order. Reported: each
-round's streams per second, and each log's against no log in the same
-round; the median of those ratios over ``--rounds`` rounds is the log's
-cost. The bar: under 5%.
+tokens without pause) keeps ``chatwire serve`` busy, with ``--workers 1``
+and ``--workers 2``, its log off, in SQLite and in PostgreSQL (a throwaway
+cluster, as the tests make it). The three servers run side by side and the
+load goes to one at a time, for ``--seconds`` each, in rounds, each round in
+another order; a pause before each turn lets the last one's log be written.
+Reported: each turn's streams per second, and each log's against no log in
+the same round; the median of those ratios over ``--rounds`` rounds is the
+log's cost. The bar: under 5%.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
-     python bench/gateway.py --saturate [--clients 64] [--seconds 10] [--rounds 5]
+     python bench/gateway.py --saturate [--clients 64] [--seconds 3] [--rounds 15]
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], within: float = 6
 
 
 LEVEL_LIMIT_SECONDS = 600.0
+# The log's writer gathers a batch for 0.2 s under load, then writes it: a pause this
+# long before a --saturate turn keeps one server's last batch out of the next's turn.
+SETTLE_SECONDS = 0.5
 LITELLM_KEY = "sk-bench"  # LiteLLM wants its master key to start with sk-
 LITELLM_CONFIG = """
 model_list:
@@ -334,32 +338,50 @@ def saturate(clients: int, tokens: int, seconds: float, rounds: int, home: str) 
         wait_for_port(upstream_port, upstream)
         with postgres_url() as postgres:
             for workers in (1, 2):
-                # A fresh SQLite file per run: the default file in a new home.
+                # A fresh SQLite file for each: the default file in a new home.
                 logs = {"off": None, "sqlite": "", "postgresql": postgres}
-                rates: dict[str, list[float]] = {name: [] for name in logs}
-                for turn in range(rounds):
-                    # Each round in another order, so that no configuration always runs first.
-                    order = list(logs.items())
-                    start = turn % len(order)
-                    for name, database in order[start:] + order[:start]:
-                        rates[name].append(
-                            saturated_rate(
-                                upstream_port, home, workers, database, clients, tokens, seconds
-                            )
-                        )
-                report_saturated(workers, rates)
+                targets = {
+                    name: start_chatwire(upstream_port, tempfile.mkdtemp(dir=home), workers, log)
+                    for name, log in logs.items()
+                }
+                try:
+                    report_saturated(
+                        workers, saturated_rates(targets, clients, tokens, seconds, rounds)
+                    )
+                finally:
+                    for target in targets.values():
+                        stop(target.process)
     finally:
         stop(upstream)
 
 
-def report_saturated(workers: int, rates: dict[str, list[float]]) -> None:
-    """Each log against no log, round by round, and the median of those ratios.
+def saturated_rates(
+    targets: dict[str, Target], clients: int, tokens: int, seconds: float, rounds: int
+) -> dict[str, list[float]]:
+    """Each server's streams per second, kept busy for ``seconds`` a turn, ``rounds`` turns.
 
-    A round's configurations run within a minute of each other, so a slow or
-    fast spell of the shared machine, which can move one run by 5%, mostly
-    falls on both sides of a ratio; the median keeps one odd round, on either
-    side, from deciding.
+    Turns a few seconds apart, rather than whole runs a minute apart, put the
+    shared machine's slow and fast spells, which move a run by 5%, on both
+    sides of a round's ratios alike.
     """
+    for target in targets.values():
+        wait_for_port(target.port, target.process, within=180)
+        asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    names = list(targets)
+    for turn in range(rounds):
+        # Each round in another order, so that no configuration always runs first.
+        start = turn % len(names)
+        for name in names[start:] + names[:start]:
+            time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
+            done = asyncio.run(closed_loop(targets[name], clients, tokens, seconds))
+            rates[name].append(done / seconds)
+    return rates
+
+
+def report_saturated(workers: int, rates: dict[str, list[float]]) -> None:
+    """Each log against no log, round by round, and the median of those ratios:
+    one odd turn, on either side, does not decide."""
     costs = []
     for name, per_round in rates.items():
         each = " ".join(f"{rate:5.0f}" for rate in per_round)
@@ -379,20 +401,6 @@ def report_saturated(workers: int, rates: dict[str, list[float]]) -> None:
     sys.stdout.flush()
 
 
-def saturated_rate(
-    upstream_port: int, home: str, workers: int, database: str | None,
-    clients: int, tokens: int, seconds: float,
-) -> float:  # fmt: skip
-    """Streams per second of a new ``chatwire serve`` kept busy for ``seconds``."""
-    target = start_chatwire(upstream_port, tempfile.mkdtemp(dir=home), workers, database)
-    try:
-        wait_for_port(target.port, target.process, within=180)
-        asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
-        return asyncio.run(closed_loop(target, clients, tokens, seconds)) / seconds
-    finally:
-        stop(target.process)
-
-
 def main() -> None:
     ensure_venv()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -410,10 +418,10 @@ def main() -> None:
     )
     parser.add_argument("--saturate", action="store_true", help="measure the log's cost")
     parser.add_argument("--clients", type=int, default=64, help="with --saturate")
-    parser.add_argument("--seconds", type=float, default=10.0, help="with --saturate")
     parser.add_argument(
-        "--rounds", type=int, default=5, help="with --saturate: runs of each, taken in turns"
+        "--seconds", type=float, default=3.0, help="with --saturate: the length of a turn"
     )
+    parser.add_argument("--rounds", type=int, default=15, help="with --saturate: turns of each")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
