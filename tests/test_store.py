@@ -222,14 +222,19 @@ def test_a_log_of_the_first_schema_migrates_and_keeps_its_rows(tmp_path: Path) -
         )
 
 
+def _build_schema(connection: sqlite3.Connection, version: int) -> None:
+    """The log's schema as chatwire left it at ``version``."""
+    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    connection.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    for step in range(version):
+        for statement in _statements(_MIGRATIONS[step]):
+            connection.execute(statement)
+
+
 def test_a_log_of_schema_3_takes_its_open_rows_out_of_the_index(tmp_path: Path) -> None:
     path = tmp_path / "v3.db"
     with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        connection.execute("INSERT INTO schema_version VALUES (3)")
-        for step in range(3):
-            for statement in _statements(_MIGRATIONS[step]):
-                connection.execute(statement)
+        _build_schema(connection, 3)
         for key, status in (("k-open", "open"), ("k-done", "complete")):
             rowid = connection.execute(
                 "INSERT INTO exchanges (conversation_id, started_at, provider, model, messages, "
@@ -255,11 +260,7 @@ def test_a_log_of_schema_3_takes_its_open_rows_out_of_the_index(tmp_path: Path) 
 def test_a_log_of_schema_4_checks_the_status_without_a_table_per_row(tmp_path: Path) -> None:
     path = tmp_path / "v4.db"
     with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        connection.execute("INSERT INTO schema_version VALUES (4)")
-        for step in range(4):
-            for statement in _statements(_MIGRATIONS[step]):
-                connection.execute(statement)
+        _build_schema(connection, 4)
         rowid = connection.execute(
             "INSERT INTO exchanges (conversation_id, started_at, provider, model, messages, "
             "prompt, response, status, key, replica) VALUES ('c', '2026-01-01', 'p', 'm', "
