@@ -19,7 +19,7 @@ import pytest
 
 import chatwire
 from chatwire.store import Exchange, Recorder, Store, new_conversation_id
-from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements, _upsert
+from chatwire.store._sqlite import _MIGRATIONS, _UPSERT, SCHEMA_VERSION, _statements
 from tests.servers import ThreadedServer, refused_url, wait_until
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
@@ -284,8 +284,7 @@ def test_a_log_of_schema_4_checks_the_status_without_a_table_per_row(tmp_path: P
             )
         # The batch's upsert checks each row's status by comparisons, with no table
         # of the allowed values made again for every row.
-        upsert = _upsert(1)
-        program = connection.execute("EXPLAIN " + upsert, [None] * upsert.count("?"))
+        program = connection.execute("EXPLAIN " + _UPSERT, [None] * _UPSERT.count("?"))
         assert "OpenEphemeral" not in {step[1] for step in program}
         connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
 
@@ -391,23 +390,29 @@ def test_batches_of_any_size_are_written_whole(store: Store) -> None:
     assert len(store.search("whale", limit=5000)) == sum(sizes)
 
 
-@pytest.mark.parametrize("registered", [False, True])
-def test_sqlite_binds_none_as_null_keeping_an_adapter_registered_before(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registered: bool
-) -> None:
-    # The log registers an adapter for None (binding one otherwise costs CPython an
-    # exception); a program's own, registered before, stays.
-    key = (type(None), sqlite3.PrepareProtocol)
-    monkeypatch.delitem(sqlite3.adapters, key, raising=False)
-    programs = lambda value: value  # noqa: E731
-    if registered:
-        monkeypatch.setitem(sqlite3.adapters, key, programs)
+def test_sqlite_keeps_each_value_its_type_and_leaves_sqlite3_alone(tmp_path: Path) -> None:
+    # A batch reaches SQLite as one JSON text that SQL takes apart: NULLs stay NULL,
+    # numbers numbers, and nothing is registered in sqlite3's adapters for the process.
+    adapters = dict(sqlite3.adapters)
+    full = Exchange(
+        "types", "p", "m", USER, response="r", first_token_seconds=0.25, total_seconds=2.0,
+        prompt_tokens=3, completion_tokens=4, tool_calls=[{"id": "t", "type": "function"}],
+    )  # fmt: skip
     with Store(tmp_path / "logs.db") as store:
-        store.write([Exchange("nulls", "p", "m", USER, response="r")], "r")
-        (written,) = store.conversation("nulls")
-    assert (written.error, written.prompt_tokens, written.tool_calls) == (None, None, None)
-    assert (sqlite3.adapters[key] is programs) is registered
-    assert sqlite3.adapters[key](None) is None
+        store.write([full, Exchange("types", "p", "m", USER, response="r")], "r")
+        first, _ = store.conversation("types")
+        assert first.to_json() == {**full.to_json(), "id": 1}
+    with sqlite3.connect(tmp_path / "logs.db") as connection:
+        types = connection.execute(
+            "SELECT typeof(error), typeof(first_token_seconds), typeof(total_seconds), "
+            "typeof(prompt_tokens), typeof(tool_calls), typeof(messages) FROM exchanges "
+            "ORDER BY id"
+        ).fetchall()
+    assert types == [
+        ("null", "real", "real", "integer", "text", "text"),
+        ("null", "null", "null", "null", "null", "text"),
+    ]
+    assert sqlite3.adapters == adapters
 
 
 def test_a_recorder_is_written_as_it_stands_and_ends_once(store: Store) -> None:
@@ -472,7 +477,7 @@ def test_an_end_that_finds_the_queue_full_is_written_when_its_start_was_queued(
             for number, recorder in enumerate(recorders):  # each end finds the queue full
                 recorder.pieces.append(f"answer {number}")
                 recorder.finish(None, {})
-            assert store.health()["queued"] == 2
+            assert store.health()["queued"] == 4  # two starts, two ends beyond the capacity
         assert store.flush(60)
         assert store.health() == {"reachable": True, "queued": 0, "dropped": 0}
         assert [(e.status, e.response) for e in store.recent(10)] == [

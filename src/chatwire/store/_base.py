@@ -22,7 +22,7 @@ from typing import Any
 
 from .._errors import InvalidRequest
 from ._exchange import STATUSES, Exchange
-from ._rows import row_of
+from ._rows import batch_text, row_json, row_of
 
 logger = logging.getLogger("chatwire")
 
@@ -77,10 +77,11 @@ class Store:
 
     def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
         """Upsert ``exchanges`` by key in one transaction. Raises on failure."""
-        self._write_rows([row_of(exchange) for exchange in exchanges], replica)
+        self._write_batch(batch_text(row_json(row_of(e)) for e in exchanges), replica)
 
-    def _write_rows(self, rows: Sequence[tuple[Any, ...]], replica: str | None) -> None:
-        """``write``, of rows of ``WRITTEN`` (the writer builds them without an ``Exchange``)."""
+    def _write_batch(self, batch: str, replica: str | None) -> None:
+        """``write``, of a JSON array of rows of ``WRITTEN`` (``batch_text``): the
+        writer's rows come encoded, never as ``Exchange`` objects."""
         raise NotImplementedError
 
     def _id_of(self, key: str) -> int:

@@ -25,8 +25,9 @@ from ._rows import (
     COLUMNS,
     CONVERSATION,
     CONVERSATIONS,
+    KEY_AT,
+    STATUS_AT,
     exchange_from,
-    json_text,
     upsert_batch,
 )
 
@@ -85,10 +86,15 @@ def _value_of(index: int, column: str) -> str:
 # followed by "u0000".
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
-# The batch is one JSON parameter, its rows in its order, so ids count up as the
-# exchanges were queued.
+# The batch is one JSON parameter. An exchange may come in it more than once (its
+# start and its end), and PostgreSQL updates a row once a statement: each key's
+# latest state is kept (how it ended before any snapshot), in the order the keys
+# first came, so ids count up as the exchanges were queued.
 _UPSERT = _pg(upsert_batch(
-    _value_of, "jsonb_array_elements(?::jsonb) WITH ORDINALITY AS batch (item, n) ORDER BY n"
+    _value_of,
+    f"(SELECT DISTINCT ON (item->>{KEY_AT}) item, min(n) OVER (PARTITION BY item->>{KEY_AT}) "
+    "AS first FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS batch (item, n) "
+    f"ORDER BY item->>{KEY_AT}, item->>{STATUS_AT} = 'open', n DESC) AS latest ORDER BY first",
 ))  # fmt: skip
 
 
@@ -156,8 +162,7 @@ class PostgresStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write_rows(self, rows: Sequence[tuple[Any, ...]], replica: str | None) -> None:
-        batch = json_text(rows)
+    def _write_batch(self, batch: str, replica: str | None) -> None:
         if "\\u0000" in batch:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
             batch = _ESCAPED_NUL.sub(r"\1\\ufffd", batch)
         with self._connection() as connection:

@@ -7,8 +7,9 @@ PostgreSQL's backend swaps them for ``%s``.
 from __future__ import annotations
 
 __all__ = [
-    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "exchange_from", "json_text",
-    "keys_json", "row", "row_of", "upsert_batch", "without_surrogates",
+    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "KEY_AT", "STATUS_AT", "WRITTEN", "batch_text",
+    "exchange_from", "json_text", "row", "row_json", "row_of", "upsert_batch",
+    "without_surrogates",
 ]  # fmt: skip
 
 import json
@@ -30,17 +31,20 @@ WRITTEN = (
     "status", "error", "first_token_seconds", "total_seconds", "prompt_tokens",
     "completion_tokens", "tool_calls", "key",
 )  # fmt: skip
+STATUS_AT = WRITTEN.index("status")
+KEY_AT = WRITTEN.index("key")
 
 
 def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
     """The one statement that upserts a whole batch, by key.
 
-    The database reads the whole batch in one call: a statement per row would
-    hand the writer thread the interpreter's lock and back once a row, stalling
-    the event loop each time. ``rows`` is the backend's table of the batch's
-    rows (its parameters come after the replica's); ``value_of(index, column)``
-    reads one value of a row. A snapshot of a streaming answer (``open``) never
-    overwrites how it ended.
+    The database reads the batch, one JSON array (``batch_text``), in one call
+    and parses it itself, with the interpreter's lock released: a statement per
+    row, or a value bound per column, would hold the lock that the event loop
+    needs. ``rows`` is the backend's table of the batch's rows, each row as
+    ``item`` (its parameters come after the replica's); ``value_of(index,
+    column)`` reads one value of ``item``. A snapshot of a streaming answer
+    (``open``) never overwrites how it ended.
     """
     values = ", ".join(value_of(index, column) for index, column in enumerate(WRITTEN))
     return (
@@ -114,9 +118,17 @@ def row_of(e: Exchange) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def keys_json(rows: Iterable[Sequence[Any]]) -> str:
-    """The keys of rows of ``WRITTEN``, as one JSON array."""
-    return json_text([values[-1] for values in rows])
+def row_json(values: tuple[Any, ...]) -> bytes:
+    """A row of ``WRITTEN`` as a JSON array, the form a batch carries it in."""
+    try:
+        return _encode(values)
+    except UnicodeEncodeError:
+        return _encode(without_surrogates(values))
+
+
+def batch_text(rows: Iterable[bytes]) -> str:
+    """Rows from ``row_json`` as one JSON array: the parameter a batch's statements read."""
+    return (b"[%b]" % b",".join(rows)).decode()
 
 
 def exchange_from(row: Sequence[Any]) -> Exchange:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "default_path"]
 
-import functools
+import json
 import os
 import sqlite3
 import threading
@@ -28,11 +28,10 @@ from ._rows import (
     COLUMNS,
     CONVERSATION,
     CONVERSATIONS,
+    KEY_AT,
     WRITTEN,
     exchange_from,
-    keys_json,
     upsert_batch,
-    without_surrogates,
 )
 
 HOME_ENV = "CHATWIRE_HOME"
@@ -41,44 +40,25 @@ _LOCK_WAIT_SECONDS = 1.0
 # The columns of the ``exchanges e`` a search joins.
 _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
 
-# The most rows one statement writes: 16 parameters a row stay well under SQLite's
-# limit of 32,766.
-_CHUNK_ROWS = 512
-_NULL_ROW = (None,) * len(WRITTEN)
-
-
-# Batches are padded to a power of two up to this, then to a multiple of it: a padded
-# row costs about 1 us to bind and drop, so padding 300 rows to 512 would cost
-# 200 us a batch for nothing.
-_PAD_STEP = 32
-
-
-def _padded(count: int) -> int:
-    """The size of statement that takes ``count`` rows: one of 21 up to ``_CHUNK_ROWS``."""
-    if count <= _PAD_STEP:
-        return 1 << (count - 1).bit_length()
-    return -(-count // _PAD_STEP) * _PAD_STEP
-
-
-@functools.cache
-def _upsert(rows: int) -> str:
-    """The upsert of ``rows`` rows of bound values.
-
-    Binding them costs the writer less than any other way in (reading JSON
-    in SQL is 4 us a row dearer). A batch is padded with rows of NULLs, which
-    the WHERE drops, up to one of a few sizes (``_padded``), so a few prepared
-    statements serve every batch.
-    """
-    row = "(" + ", ".join("?" * len(WRITTEN)) + ")"
-    return upsert_batch(
-        lambda index, _: f"column{index + 1}",
-        f"(VALUES {', '.join([row] * rows)}) WHERE column1 IS NOT NULL",
-    )
-
-
+# A batch is one JSON array of rows (``batch_text``) that SQLite reads with
+# json_each; json_extract parses each row once and serves its other values from
+# its cache. (WHERE true: an upsert's SELECT needs a WHERE, or SQLite would take
+# its ON CONFLICT for a join's ON.)
+_UPSERT = upsert_batch(
+    lambda index, _: f"json_extract(value, '$[{index}]')", "json_each(?) WHERE true"
+)
+# The same for a batch whose text holds a NUL, which json_extract would cut short:
+# its rows bound one by one, each value whole.
+_UPSERT_BOUND = upsert_batch(
+    lambda index, _: f"column{index + 1}",
+    "(VALUES (" + ", ".join("?" * len(WRITTEN)) + ")) WHERE true",
+)
 # Only exchanges that ended are in the full-text index: an open row changes with
 # every snapshot, and indexing it each time would cost more than the row itself.
-_ENDED_OF_KEYS = "FROM exchanges WHERE key IN (SELECT value FROM json_each(?)) AND status <> 'open'"
+_ENDED_OF_KEYS = (
+    f"FROM exchanges WHERE key IN (SELECT json_extract(value, '$[{KEY_AT}]') "
+    "FROM json_each(?)) AND status <> 'open'"
+)
 _UNINDEX = (
     "INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response) "
     "SELECT 'delete', id, prompt, response " + _ENDED_OF_KEYS
@@ -92,23 +72,6 @@ _STALE_OPEN = (
     "FROM exchanges WHERE status = 'open' AND "
     "(replica IS NULL OR replica NOT IN (SELECT id FROM replicas WHERE beat_at >= ?))"
 )
-
-
-def _null(value: None) -> None:
-    return value
-
-
-def _bind_none_as_null() -> None:
-    """Let sqlite3 bind ``None`` by an adapter rather than by its fallback.
-
-    CPython's sqlite3 (3.11) looks for an adapter for each ``None`` it binds and,
-    finding none, builds and throws away an ``AttributeError``: some 2,000
-    instructions a NULL, with the interpreter's lock held, and a batch binds
-    several a row. This adapter gives the same NULL the short way, for every
-    user of sqlite3 in the process alike; one already registered is kept.
-    """
-    if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
-        sqlite3.register_adapter(type(None), _null)
 
 
 def default_path() -> Path:
@@ -284,7 +247,6 @@ class SQLiteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             assert self.path is not None
-            _bind_none_as_null()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
                 self.path, timeout=_LOCK_WAIT_SECONDS, check_same_thread=False,
@@ -304,17 +266,18 @@ class SQLiteStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write_rows(self, rows: Sequence[tuple[Any, ...]], replica: str | None) -> None:
-        chunks = [rows[at : at + _CHUNK_ROWS] for at in range(0, len(rows), _CHUNK_ROWS)]
-        keys = keys_json(rows)
+    def _write_batch(self, batch: str, replica: str | None) -> None:
         with self._lock:
             connection = self._connect()
             with _immediate(connection):
                 # Out of the full-text index as they were, back in as they are now.
-                connection.execute(_UNINDEX, (keys,))
-                for chunk in chunks:
-                    _upsert_chunk(connection, chunk, replica)
-                connection.execute(_INDEX, (keys,))
+                connection.execute(_UNINDEX, (batch,))
+                if "\\u0000" in batch:
+                    rows = [(replica, *row) for row in json.loads(batch)]
+                    connection.executemany(_UPSERT_BOUND, rows)
+                else:
+                    connection.execute(_UPSERT, (replica, batch))
+                connection.execute(_INDEX, (batch,))
 
     def _id_of(self, key: str) -> int:
         with self._lock:
@@ -376,20 +339,6 @@ class SQLiteStore(Store):
             {"id": cid, "title": title, "updated_at": last, "exchanges": count}
             for cid, title, last, count in rows
         ]
-
-
-def _upsert_chunk(
-    connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], replica: str | None
-) -> None:
-    padded = _padded(len(rows))
-    values: list[Any] = [replica]
-    for row in rows:
-        values.extend(row)
-    values.extend(_NULL_ROW * (padded - len(rows)))
-    try:
-        connection.execute(_upsert(padded), values)
-    except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot hold
-        connection.execute(_upsert(padded), without_surrogates(values))  # type: ignore[arg-type]
 
 
 def _migrate(connection: sqlite3.Connection) -> None:

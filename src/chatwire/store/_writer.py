@@ -1,12 +1,13 @@
 """The log's writer: records leave the caller at once and reach the database in batches.
 
 One ``LogWriter`` per store and process, on its own thread. An exchange is
-queued when it starts (status ``open``) and when it ends; while it streams,
-the writer takes a snapshot of its text every ``FLUSH_SECONDS``, so a
-process killed mid-answer leaves what it had. Whatever waits is written in
-one transaction, each exchange once (its latest state). When the database
-is away the batch waits and is tried again with backoff while answers go
-on; only a full queue drops records, and those are counted and reported.
+queued when it starts (status ``open``) and when it ends, each time as its
+whole row already encoded as JSON; while it streams, the writer takes a
+snapshot of its text every ``FLUSH_SECONDS``, so a process killed
+mid-answer leaves what it had. Whatever waits is written in one transaction.
+When the database is away the batch waits and is tried again with backoff
+while answers go on; only a full queue drops records, and those are counted
+and reported.
 
 Each process has a replica id and, while it has answers streaming (or
 watches for others, as a gateway does), beats a heartbeat into the
@@ -30,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._process import pid, random_hex
 from . import _exchange
-from ._exchange import Exchange, iso_time, status_of
-from ._rows import exchange_from, row
+from ._exchange import Exchange, iso_time, prompt_of, status_of
+from ._rows import batch_text, json_text, row_json
 
 if TYPE_CHECKING:
     from ._base import Store
@@ -53,10 +54,17 @@ _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the data
 class LogWriter:
     """Writes a store's records from a thread of its own; see the module's text.
 
-    Callers take no lock: a recorder appends itself to ``queue`` and reads
-    ``resting``, and the thread copies the queue and removes from its left
-    what it has written. Each of these is one step the interpreter's lock
-    keeps whole; a record costs the caller no call beyond its own.
+    Callers take no lock: a recorder appends its rows to ``queue``, enters and
+    leaves ``live``, and reads ``resting``; the thread copies the queue and
+    removes from its left what it has written. Each of these is one step the
+    interpreter's lock keeps whole; a record costs the caller no call beyond
+    its own.
+
+    The thread touches no object of the event loop's but the rows, which are
+    bytes, and (at a snapshot) the recorders still streaming: reading an
+    answer's objects from this thread and freeing them here cost a busy
+    gateway about two percent of its throughput, in the cache the two
+    threads' cores then share.
     """
 
     def __init__(self, store: Store, capacity: int = QUEUE_CAPACITY) -> None:
@@ -64,7 +72,11 @@ class LogWriter:
         self.replica = f"{socket.gethostname()}:{pid()}:{random_hex(8)}"
         self.capacity = capacity
         self.watchers = 0  # gateways beating (and sweeping) even with nothing streaming
-        self.queue: deque[Recorder] = deque()  # every record not yet written, in order
+        self.queue: deque[bytes] = deque()  # every row not yet written, in order
+        # The ends that found the queue full while their starts were in: written
+        # all the same, beyond the queue's capacity (one an exchange at most).
+        self.late: deque[bytes] = deque()
+        self.live: dict[Recorder, None] = {}  # the answers streaming, for snapshots
         # True when no thread runs or it sleeps until roused: the next record rouses it.
         self.resting = True
         self._roused = threading.Event()
@@ -122,7 +134,7 @@ class LogWriter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is written; whether that happened in time."""
         with self._changed:
-            done = self._thread is None and not self.queue
+            done = self._thread is None and not self._waiting()
             if not done:
                 wanted = self._cycle + 1  # a cycle that begins now takes all queued so far
                 self._flushing += 1
@@ -131,7 +143,7 @@ class LogWriter:
                     done = self._changed.wait_for(
                         lambda: (
                             self._written_cycle >= wanted
-                            or (self._thread is None and not self.queue)
+                            or (self._thread is None and not self._waiting())
                         ),
                         timeout,
                     )
@@ -146,7 +158,7 @@ class LogWriter:
         with self._changed:
             return {
                 "reachable": self._reachable,
-                "queued": len(self.queue),
+                "queued": len(self.queue) + len(self.late),
                 "dropped": self._dropped,
             }
 
@@ -177,13 +189,13 @@ class LogWriter:
             with self._changed:
                 self._cycle += 1
                 cycle, stopping = self._cycle, self._stopping
-            pending.take(self.queue)
+            pending.take(self)
             now = time.monotonic()
             beating = now >= next_beat
             if beating:
                 next_beat = now + FLUSH_SECONDS
-                beating = pending.take_live() or self.watchers > 0
-            if (pending.batch and now >= retry_at) or beating:
+                beating = pending.snapshot(self.live) or self.watchers > 0
+            if (pending.rows and now >= retry_at) or beating:
                 try:
                     if self._write(pending, beating):
                         last_write = time.monotonic()
@@ -196,23 +208,23 @@ class LogWriter:
                         return
                 else:
                     backoff = retry_at = 0.0
-            if pending.batch:  # to be tried again
+            if pending.rows:  # to be tried again
                 self._sleep(retry_at - time.monotonic())
                 continue
-            idle = stopping or not (pending.live or self.watchers)
-            if self._settle(cycle, end=idle and not self.queue):
+            idle = stopping or not (self.live or self.watchers)
+            if self._settle(cycle, end=idle and not self._waiting()):
                 return
-            if not idle and not self.queue:
+            if not idle and not self._waiting():
                 self._sleep(next_beat - time.monotonic(), resting=True)
 
     def _write(self, pending: _Pending, beating: bool) -> bool:
         """Write the batch in one transaction and beat if it is time; whether rows went."""
-        has_rows = bool(pending.batch)
+        has_rows = bool(pending.rows)
         if has_rows:
-            self.store._write_rows(pending.rows(), self.replica)
+            self.store._write_batch(batch_text(pending.rows), self.replica)
         if beating:
             self.store.beat(self.replica, STALE_SECONDS)
-        pending.written(self.queue)
+        pending.written(self)
         with self._changed:
             self._reachable = True
         return has_rows
@@ -222,7 +234,7 @@ class LogWriter:
         self._roused.clear()
         if resting:
             self.resting = True
-            if self.queue:  # queued before ``resting`` was seen: it will not rouse
+            if self._waiting():  # queued before ``resting`` was seen: it will not rouse
                 self.resting = False
                 return
         self._roused.wait(max(0.0, seconds))
@@ -236,7 +248,7 @@ class LogWriter:
             self._written_cycle = cycle
             if end:
                 self.resting = True
-                if self.queue or self.watchers:
+                if self._waiting() or self.watchers:
                     self.resting = end = False
                 else:
                     self._ending, self._thread = self._thread, None
@@ -254,9 +266,10 @@ class LogWriter:
 
     def _give_up(self) -> None:
         with self._changed:
-            lost = len(self.queue)
+            lost = len(self.queue) + len(self.late)  # each holds what was taken from it
             self._dropped += lost
             self.queue.clear()
+            self.late.clear()
             self.resting = True
             self._ending, self._thread = self._thread, None
             self._changed.notify_all()
@@ -265,49 +278,47 @@ class LogWriter:
             self.store.describe(), lost,
         )  # fmt: skip
 
+    def _waiting(self) -> bool:
+        """Whether rows wait that the thread has not written."""
+        return bool(self.queue or self.late)
+
 
 class _Pending:
     """The writer thread's own account of what it has taken and not yet written."""
 
-    __slots__ = ("batch", "live", "merged")
+    __slots__ = ("merged", "merged_late", "rows")
 
     def __init__(self) -> None:
-        # The exchanges to write, each once, in the order they were first queued. A
-        # row is built when it is written, from the exchange as it stands then.
-        self.batch: dict[Recorder, None] = {}
-        self.merged = 0  # records at the queue's head already in ``batch``
-        self.live: set[Recorder] = set()  # taken while streaming, not yet seen to end
+        self.rows: list[bytes] = []  # to write, in the order they were taken
+        self.merged = 0  # rows at the queue's head already in ``rows``
+        self.merged_late = 0  # and at the head of the writer's ``late``
 
-    def take(self, queue: deque[Recorder]) -> None:
-        """Merge the records queued since the last look, and the ends that found the
-        queue full (their starts are in)."""
-        queued = list(queue)  # one step, while callers may append
-        for recorder in queued[self.merged :]:
-            self.batch[recorder] = None
-            if recorder._end is None:
-                self.live.add(recorder)
-            else:
-                self.live.discard(recorder)
+    def take(self, writer: LogWriter) -> None:
+        """Add the rows queued since the last look, and the late ends."""
+        queued = list(writer.queue)  # one step, while callers may append
+        self.rows += queued[self.merged :]
         self.merged = len(queued)
-        for recorder in [r for r in self.live if r._end is not None]:
-            self.live.discard(recorder)
-            self.batch[recorder] = None
+        if writer.late:
+            late = list(writer.late)
+            self.rows += late[self.merged_late :]
+            self.merged_late = len(late)
 
-    def take_live(self) -> bool:
+    def snapshot(self, live: dict[Recorder, None]) -> bool:
         """At a beat: the text that streaming answers added; whether any still streams."""
-        for recorder in self.live:
-            if recorder.grew():
-                self.batch[recorder] = None
-        return bool(self.live)
+        streaming = list(live)  # one step, while callers come and go
+        for recorder in streaming:
+            row = recorder.snapshot()
+            if row is not None:
+                self.rows.append(row)
+        return bool(streaming)
 
-    def rows(self) -> list[tuple[Any, ...]]:
-        return [recorder.row() for recorder in self.batch]
-
-    def written(self, queue: deque[Recorder]) -> None:
+    def written(self, writer: LogWriter) -> None:
         for _ in range(self.merged):
-            queue.popleft()
-        self.merged = 0
-        self.batch.clear()
+            writer.queue.popleft()
+        for _ in range(self.merged_late):
+            writer.late.popleft()
+        self.merged = self.merged_late = 0
+        self.rows.clear()
 
 
 _writers: weakref.WeakSet[LogWriter] = weakref.WeakSet()
@@ -339,15 +350,18 @@ os.register_at_fork(after_in_child=_forget_parents_writers)
 class Recorder:
     """One exchange on its way to the log: opened at once, snapshotted, ended exactly once.
 
-    It holds the exchange's fields as they stand, and the writer thread builds the
-    row from them when it writes: what the event loop does per answer is a few
-    assignments and two appends to the writer's queue, with no call beyond
-    these methods (each costs a busy gateway more than the work inside it).
+    Its start and its end are each queued as the whole row, encoded on the
+    caller's thread (``row_json``): the writer thread reads none of the
+    answer's objects, and those are freed here, when the answer is done
+    with them, as they would be with no log. What the event loop does per
+    answer is a few assignments, two rows encoded and two appends to the
+    writer's queue, with no call beyond these methods (each costs a busy
+    gateway more than the work inside it).
     """
 
-    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_queued", "_start",
-                 "_started_at", "_writer", "conversation_id", "key", "messages", "model",
-                 "pieces", "provider", "store")  # fmt: skip
+    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_queued", "_row_head", "_start",
+                 "_writer", "conversation_id", "key", "messages", "model", "pieces", "provider",
+                 "started_at", "store")  # fmt: skip
 
     def __init__(
         self,
@@ -363,7 +377,7 @@ class Recorder:
         self.model = model
         self.messages = messages
         self.key = next(_exchange.keys)
-        self._started_at = time.time()
+        self.started_at = iso_time(time.time())
         self._start = time.monotonic()
         self._first: float | None = None
         # How it ended, once it has: (text, status, error, total seconds, prompt tokens,
@@ -372,13 +386,16 @@ class Recorder:
         self._end: tuple[Any, ...] | None = None
         self.pieces: list[str] = []  # its text: the stream appends each piece here
         self._flushed = 0
+        # The messages as the log keeps them, encoded once for all of its rows.
+        self._row_head = (json_text(messages), prompt_of(messages))
         writer = self._writer = store._writer or store.writer
         queue = writer.queue
         self._queued = len(queue) < writer.capacity
         if self._queued:
-            queue.append(self)
+            queue.append(self._row(("", "open", None, 0.0, None, None, None)))
         else:
             writer.drop()
+        writer.live[self] = None
         if writer.resting:
             writer.rouse()
 
@@ -404,54 +421,62 @@ class Recorder:
         usage = meta.get("usage")
         if not isinstance(usage, dict):
             usage = {}
-        # Joined here, while the pieces are in this core's cache: the writer thread
-        # would fetch each one from another's.
         text = "".join(self.pieces)
-        self._end = (
+        self._end = end = (
             text,
             "complete" if error is None else status_of(error, text, bool(tool_calls)),
             None if error is None else (str(error) or type(error).__name__),
             time.monotonic() - self._start, usage.get("prompt_tokens"),
             usage.get("completion_tokens"), tool_calls or None,
         )  # fmt: skip
+        row = self._row(end)
         writer = self._writer
-        queue = writer.queue
-        if len(queue) < writer.capacity:
-            queue.append(self)
-        elif not self._queued:  # else the writer has its start, and looks for its end
+        if len(writer.queue) < writer.capacity:
+            writer.queue.append(row)
+        elif self._queued:  # its start is in: its end goes in beyond the capacity
+            writer.late.append(row)
+        else:
             writer.drop()
+        del writer.live[self]
         if writer.resting:
             writer.rouse()
 
+    def _row(self, end: tuple[Any, ...]) -> bytes:
+        """Its row of ``WRITTEN``, encoded, with ``end`` (see ``_end``) as how it stands."""
+        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
+        messages, prompt = self._row_head
+        return row_json((
+            self.conversation_id, self.started_at, self.provider, self.model, messages, prompt,
+            text, status, error, self._first, total, prompt_tokens, completion_tokens,
+            None if tool_calls is None else json_text(tool_calls), self.key,
+        ))  # fmt: skip
+
     # -- the writer thread's side ----------------------------------------------------
 
-    def grew(self) -> bool:
-        """Whether it streams still and has text not yet written."""
-        return self._end is None and len(self.pieces) != self._flushed
-
-    def row(self) -> tuple[Any, ...]:
-        """Its values of ``WRITTEN`` as they stand: how it ended, or ``open`` with the
-        text so far, which counts as written."""
-        end = self._end  # read once: an end carries its whole text
+    def snapshot(self) -> bytes | None:
+        """If it streams still and has text not yet written: its row, ``open``, with the
+        text so far (which then counts as written)."""
+        if self._end is not None:
+            return None
         count = len(self.pieces)
-        values = self._values(end, count)
+        if count == self._flushed:
+            return None
         self._flushed = count
-        return values
-
-    def _values(self, end: tuple[Any, ...] | None, count: int) -> tuple[Any, ...]:
-        if end is None:
-            text = "".join(self.pieces[:count])
-            end = (text, "open", None, time.monotonic() - self._start, None, None, None)
-        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
-        return row(
-            self.conversation_id, iso_time(self._started_at), self.provider, self.model,
-            self.messages, text, status, error, self._first, total, prompt_tokens,
-            completion_tokens, tool_calls, self.key,
-        )  # fmt: skip
+        text = "".join(self.pieces[:count])
+        return self._row((text, "open", None, time.monotonic() - self._start, None, None, None))
 
     @property
     def exchange(self) -> Exchange:
         """The exchange as it stands, as the log would read it back."""
-        values = self._values(self._end, len(self.pieces))
-        # A row of COLUMNS: no id yet, and the prompt (WRITTEN[5]) left out.
-        return exchange_from((None, *values[:5], *values[6:]))
+        end = self._end
+        if end is None:
+            end = ("".join(self.pieces), "open", None, time.monotonic() - self._start)
+            end += (None, None, None)
+        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
+        return Exchange(
+            conversation_id=self.conversation_id, provider=self.provider, model=self.model,
+            messages=self.messages, response=text, status=status, error=error,
+            started_at=self.started_at, first_token_seconds=self._first, total_seconds=total,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            tool_calls=tool_calls, key=self.key,
+        )  # fmt: skip
