@@ -19,7 +19,7 @@ import pytest
 
 import chatwire
 from chatwire.store import Exchange, Recorder, Store, new_conversation_id
-from chatwire.store._sqlite import _MIGRATIONS, _UPSERT, SCHEMA_VERSION, _statements
+from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements, _upsert
 from tests.servers import ThreadedServer, refused_url, wait_until
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
@@ -284,7 +284,8 @@ def test_a_log_of_schema_4_checks_the_status_without_a_table_per_row(tmp_path: P
             )
         # The batch's upsert checks each row's status by comparisons, with no table
         # of the allowed values made again for every row.
-        program = connection.execute("EXPLAIN " + _UPSERT, [None] * _UPSERT.count("?"))
+        upsert = _upsert(1)
+        program = connection.execute("EXPLAIN " + upsert, [None] * upsert.count("?"))
         assert "OpenEphemeral" not in {step[1] for step in program}
         connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
 
@@ -377,8 +378,14 @@ def test_text_a_database_cannot_hold_is_replaced_and_the_rest_kept(store: Store)
     assert store.conversation("n")[-1].response == literal
 
 
-def test_batches_of_any_size_are_written_whole(store: Store) -> None:
-    # SQLite pads to a power of two up to 32, then to a multiple of 32, in chunks of 512.
+@pytest.mark.parametrize("bound", [False, True], ids=["as-json", "bound"])
+def test_batches_of_any_size_are_written_whole(
+    store: Store, monkeypatch: pytest.MonkeyPatch, bound: bool
+) -> None:
+    # SQLite, binding, pads to a power of two up to 32, then to a multiple of 32, in
+    # chunks of 512.
+    if bound:
+        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
     sizes = [1, 2, 3, 31, 32, 33, 300, 511, 512, 513, 1100]
     for size in sizes:
         batch = [
@@ -390,10 +397,29 @@ def test_batches_of_any_size_are_written_whole(store: Store) -> None:
     assert len(store.search("whale", limit=5000)) == sum(sizes)
 
 
-def test_sqlite_keeps_each_value_its_type_and_leaves_sqlite3_alone(tmp_path: Path) -> None:
-    # A batch reaches SQLite as one JSON text that SQL takes apart: NULLs stay NULL,
-    # numbers numbers, and nothing is registered in sqlite3's adapters for the process.
-    adapters = dict(sqlite3.adapters)
+@pytest.mark.parametrize("bound", [False, True], ids=["as-json", "bound"])
+def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(
+    store: Store, monkeypatch: pytest.MonkeyPatch, bound: bool
+) -> None:
+    # A batch can hold an exchange's start, snapshots and end; a snapshot never wins
+    # over the end, whichever comes last. (SQLite binds a long batch's values.)
+    if bound:
+        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
+
+    def state(status: str, text: str, key: str) -> Exchange:
+        return Exchange("twice", "p", "m", USER, response=text, status=status, key=key)
+
+    store.write([
+        state("open", "", "k-1"), state("open", "so", "k-1"), state("complete", "so far", "k-1"),
+        state("complete", "done", "k-2"), state("open", "do", "k-2"),
+    ])  # fmt: skip
+    assert sorted((e.key, e.status, e.response) for e in store.conversation("twice")) == [
+        ("k-1", "complete", "so far"), ("k-2", "complete", "done")
+    ]  # fmt: skip
+
+
+def test_sqlite_keeps_each_value_its_type(tmp_path: Path) -> None:
+    # Rows reach SQLite as JSON: NULLs stay NULL, numbers numbers.
     full = Exchange(
         "types", "p", "m", USER, response="r", first_token_seconds=0.25, total_seconds=2.0,
         prompt_tokens=3, completion_tokens=4, tool_calls=[{"id": "t", "type": "function"}],
@@ -412,7 +438,25 @@ def test_sqlite_keeps_each_value_its_type_and_leaves_sqlite3_alone(tmp_path: Pat
         ("null", "real", "real", "integer", "text", "text"),
         ("null", "null", "null", "null", "null", "text"),
     ]
-    assert sqlite3.adapters == adapters
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_sqlite_binds_none_as_null_keeping_an_adapter_registered_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registered: bool
+) -> None:
+    # The log registers an adapter for None (binding one otherwise costs CPython an
+    # exception); a program's own, registered before, stays.
+    key = (type(None), sqlite3.PrepareProtocol)
+    monkeypatch.delitem(sqlite3.adapters, key, raising=False)
+    programs = lambda value: value  # noqa: E731
+    if registered:
+        monkeypatch.setitem(sqlite3.adapters, key, programs)
+    with Store(tmp_path / "logs.db") as store:
+        store.write([Exchange("nulls", "p", "m", USER, response="r")], "r")
+        (written,) = store.conversation("nulls")
+    assert (written.error, written.prompt_tokens, written.tool_calls) == (None, None, None)
+    assert (sqlite3.adapters[key] is programs) is registered
+    assert sqlite3.adapters[key](None) is None
 
 
 def test_a_recorder_is_written_as_it_stands_and_ends_once(store: Store) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .._errors import InvalidRequest
 from ._exchange import STATUSES, Exchange
-from ._rows import batch_text, row_json, row_of
+from ._rows import row_json, row_of
 
 logger = logging.getLogger("chatwire")
 
@@ -77,11 +77,11 @@ class Store:
 
     def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
         """Upsert ``exchanges`` by key in one transaction. Raises on failure."""
-        self._write_batch(batch_text(row_json(row_of(e)) for e in exchanges), replica)
+        self._write_encoded([row_json(row_of(e)) for e in exchanges], replica)
 
-    def _write_batch(self, batch: str, replica: str | None) -> None:
-        """``write``, of a JSON array of rows of ``WRITTEN`` (``batch_text``): the
-        writer's rows come encoded, never as ``Exchange`` objects."""
+    def _write_encoded(self, rows: Sequence[bytes], replica: str | None) -> None:
+        """``write``, of rows of ``WRITTEN`` encoded by ``row_json`` (the writer's come
+        so, never as ``Exchange`` objects); an exchange may come more than once."""
         raise NotImplementedError
 
     def _id_of(self, key: str) -> int:

@@ -27,6 +27,7 @@ from ._rows import (
     CONVERSATIONS,
     KEY_AT,
     STATUS_AT,
+    batch_text,
     exchange_from,
     upsert_batch,
 )
@@ -162,7 +163,8 @@ class PostgresStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write_batch(self, batch: str, replica: str | None) -> None:
+    def _write_encoded(self, rows: Sequence[bytes], replica: str | None) -> None:
+        batch = batch_text(rows)
         if "\\u0000" in batch:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
             batch = _ESCAPED_NUL.sub(r"\1\\ufffd", batch)
         with self._connection() as connection:

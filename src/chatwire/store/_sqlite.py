@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "default_path"]
 
-import json
+import functools
 import os
 import sqlite3
 import threading
@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from .._errors import InvalidRequest
 from ._base import Store
 from ._exchange import Exchange
@@ -29,8 +31,11 @@ from ._rows import (
     CONVERSATION,
     CONVERSATIONS,
     KEY_AT,
+    STATUS_AT,
     WRITTEN,
+    batch_text,
     exchange_from,
+    json_text,
     upsert_batch,
 )
 
@@ -40,38 +45,94 @@ _LOCK_WAIT_SECONDS = 1.0
 # The columns of the ``exchanges e`` a search joins.
 _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
 
-# A batch is one JSON array of rows (``batch_text``) that SQLite reads with
-# json_each; json_extract parses each row once and serves its other values from
-# its cache. (WHERE true: an upsert's SELECT needs a WHERE, or SQLite would take
-# its ON CONFLICT for a join's ON.)
+# A batch is one JSON array of rows (``row_json``) that SQLite takes apart itself,
+# with the interpreter's lock released. An exchange that ended in the batch is
+# written once, as it ended: its start and snapshots there are passed over. (An
+# upsert's SELECT needs its WHERE, or SQLite would take ON CONFLICT for a join's;
+# ?2, as the replica's ? comes first.)
+_KEY = f"json_extract(value, '$[{KEY_AT}]')"
+_OPEN = f"json_extract(value, '$[{STATUS_AT}]') = 'open'"
 _UPSERT = upsert_batch(
-    lambda index, _: f"json_extract(value, '$[{index}]')", "json_each(?) WHERE true"
+    lambda index, _: f"json_extract(value, '$[{index}]')",
+    f"json_each(?2) WHERE NOT {_OPEN} OR {_KEY} NOT IN "
+    f"(SELECT {_KEY} FROM json_each(?2) WHERE NOT {_OPEN})",
 )
-# The same for a batch whose text holds a NUL, which json_extract would cut short:
-# its rows bound one by one, each value whole.
-_UPSERT_BOUND = upsert_batch(
-    lambda index, _: f"column{index + 1}",
-    "(VALUES (" + ", ".join("?" * len(WRITTEN)) + ")) WHERE true",
-)
+
+# SQL parses a row's JSON again for each value it takes: that costs twice the CPU of
+# binding the values (``bench/log_write.py``: 35,000 exchanges a second against
+# 71,500), but binding holds the interpreter's lock, which the event loop needs,
+# for a microsecond or two a row. A batch longer than this means the writer has
+# fallen behind (a busy gateway queues some 700 rows in a linger): it is bound.
+_JSON_ROWS_MAX = 2048
+
+# The most rows one bound statement writes: 16 parameters a row stay well under
+# SQLite's limit of 32,766.
+_CHUNK_ROWS = 512
+_NULL_ROW = (None,) * len(WRITTEN)
+
+# Bound batches are padded to a power of two up to this, then to a multiple of it: a
+# padded row costs about 1 us to bind and drop, so padding 300 rows to 512 would
+# cost 200 us a batch for nothing.
+_PAD_STEP = 32
+
+
+def _padded(count: int) -> int:
+    """The size of statement that takes ``count`` rows: one of 21 up to ``_CHUNK_ROWS``."""
+    if count <= _PAD_STEP:
+        return 1 << (count - 1).bit_length()
+    return -(-count // _PAD_STEP) * _PAD_STEP
+
+
+@functools.cache
+def _upsert(rows: int) -> str:
+    """The upsert of ``rows`` rows of bound values, padded with rows of NULLs, which
+    the WHERE drops, up to one of a few sizes (``_padded``), so a few prepared
+    statements serve every batch."""
+    row = "(" + ", ".join("?" * len(WRITTEN)) + ")"
+    return upsert_batch(
+        lambda index, _: f"column{index + 1}",
+        f"(VALUES {', '.join([row] * rows)}) WHERE column1 IS NOT NULL",
+    )
+
+
 # Only exchanges that ended are in the full-text index: an open row changes with
 # every snapshot, and indexing it each time would cost more than the row itself.
-_ENDED_OF_KEYS = (
-    f"FROM exchanges WHERE key IN (SELECT json_extract(value, '$[{KEY_AT}]') "
-    "FROM json_each(?)) AND status <> 'open'"
-)
-_UNINDEX = (
-    "INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response) "
-    "SELECT 'delete', id, prompt, response " + _ENDED_OF_KEYS
-)
-_INDEX = (
-    "INSERT INTO exchanges_fts (rowid, prompt, response) SELECT id, prompt, response "
-    + _ENDED_OF_KEYS
-)
+# The parameter: the batch's rows, or (bound) a JSON array of their keys.
+def _fts(keys: str) -> tuple[str, str]:
+    """The statements that take a batch's exchanges out of the index as they were,
+    and put them back as they are."""
+    ended = f"FROM exchanges WHERE key IN ({keys}) AND status <> 'open'"
+    return (
+        "INSERT INTO exchanges_fts (exchanges_fts, rowid, prompt, response) "
+        "SELECT 'delete', id, prompt, response " + ended,
+        "INSERT INTO exchanges_fts (rowid, prompt, response) SELECT id, prompt, response " + ended,
+    )
+
+
+_FTS_OF_ROWS = _fts(f"SELECT {_KEY} FROM json_each(?)")
+_FTS_OF_KEYS = _fts("SELECT value FROM json_each(?)")
 # Open rows of replicas whose heartbeat stopped (the parameter: the oldest live beat).
 _STALE_OPEN = (
     "FROM exchanges WHERE status = 'open' AND "
     "(replica IS NULL OR replica NOT IN (SELECT id FROM replicas WHERE beat_at >= ?))"
 )
+
+
+def _null(value: None) -> None:
+    return value
+
+
+def _bind_none_as_null() -> None:
+    """Let sqlite3 bind ``None`` by an adapter rather than by its fallback.
+
+    CPython's sqlite3 (3.11) looks for an adapter for each ``None`` it binds and,
+    finding none, builds and throws away an ``AttributeError``: some 2,000
+    instructions a NULL, with the interpreter's lock held, and a bound batch binds
+    several a row. This adapter gives the same NULL the short way, for every
+    user of sqlite3 in the process alike; one already registered is kept.
+    """
+    if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
+        sqlite3.register_adapter(type(None), _null)
 
 
 def default_path() -> Path:
@@ -247,6 +308,7 @@ class SQLiteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             assert self.path is not None
+            _bind_none_as_null()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
                 self.path, timeout=_LOCK_WAIT_SECONDS, check_same_thread=False,
@@ -266,18 +328,27 @@ class SQLiteStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write_batch(self, batch: str, replica: str | None) -> None:
+    def _write_encoded(self, rows: Sequence[bytes], replica: str | None) -> None:
+        batch = batch_text(rows)
+        # json_extract would cut a text short at a NUL; bound, it is kept whole.
+        bound = len(rows) > _JSON_ROWS_MAX or "\\u0000" in batch
+        if bound:
+            values = _latest(_decode_rows(batch))
+            unindex, index = _FTS_OF_KEYS
+            keys = json_text([row[KEY_AT] for row in values])
+        else:
+            unindex, index = _FTS_OF_ROWS
+            keys = batch
         with self._lock:
             connection = self._connect()
             with _immediate(connection):
-                # Out of the full-text index as they were, back in as they are now.
-                connection.execute(_UNINDEX, (batch,))
-                if "\\u0000" in batch:
-                    rows = [(replica, *row) for row in json.loads(batch)]
-                    connection.executemany(_UPSERT_BOUND, rows)
+                connection.execute(unindex, (keys,))
+                if bound:
+                    for at in range(0, len(values), _CHUNK_ROWS):
+                        _upsert_chunk(connection, values[at : at + _CHUNK_ROWS], replica)
                 else:
                     connection.execute(_UPSERT, (replica, batch))
-                connection.execute(_INDEX, (batch,))
+                connection.execute(index, (keys,))
 
     def _id_of(self, key: str) -> int:
         with self._lock:
@@ -359,6 +430,32 @@ def _migrate(connection: sqlite3.Connection) -> None:
                 connection.execute(statement)
             connection.execute("DELETE FROM schema_version")
             connection.execute("INSERT INTO schema_version (version) VALUES (?)", (step + 1,))
+
+
+_decode_rows = msgspec.json.Decoder(list[list[Any]]).decode
+
+
+def _latest(rows: list[list[Any]]) -> list[list[Any]]:
+    """Each exchange once, in the order it first came: how it ended, or else its
+    last snapshot."""
+    latest: dict[str, list[Any]] = {}
+    for row in rows:
+        key = row[KEY_AT]
+        if row[STATUS_AT] == "open" and latest.get(key, row)[STATUS_AT] != "open":
+            continue
+        latest[key] = row
+    return list(latest.values())
+
+
+def _upsert_chunk(
+    connection: sqlite3.Connection, rows: Sequence[list[Any]], replica: str | None
+) -> None:
+    padded = _padded(len(rows))
+    values: list[Any] = [replica]
+    for row in rows:
+        values += row
+    values += _NULL_ROW * (padded - len(rows))
+    connection.execute(_upsert(padded), values)
 
 
 @contextmanager

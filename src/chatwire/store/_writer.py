@@ -4,10 +4,11 @@ One ``LogWriter`` per store and process, on its own thread. An exchange is
 queued when it starts (status ``open``) and when it ends, each time as its
 whole row already encoded as JSON; while it streams, the writer takes a
 snapshot of its text every ``FLUSH_SECONDS``, so a process killed
-mid-answer leaves what it had. Whatever waits is written in one transaction.
-When the database is away the batch waits and is tried again with backoff
-while answers go on; only a full queue drops records, and those are counted
-and reported.
+mid-answer leaves what it had. Whatever waits is written in one transaction,
+an exchange that ended there as it ended (not also as it began). When the
+database is away the batch waits and is tried again with backoff while
+answers go on; only a full queue drops records, and those are counted and
+reported.
 
 Each process has a replica id and, while it has answers streaming (or
 watches for others, as a gateway does), beats a heartbeat into the
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .._process import pid, random_hex
 from . import _exchange
 from ._exchange import Exchange, iso_time, prompt_of, status_of
-from ._rows import batch_text, json_text, row_json
+from ._rows import json_text, row_json
 
 if TYPE_CHECKING:
     from ._base import Store
@@ -221,7 +222,7 @@ class LogWriter:
         """Write the batch in one transaction and beat if it is time; whether rows went."""
         has_rows = bool(pending.rows)
         if has_rows:
-            self.store._write_batch(batch_text(pending.rows), self.replica)
+            self.store._write_encoded(pending.rows, self.replica)
         if beating:
             self.store.beat(self.replica, STALE_SECONDS)
         pending.written(self)
