@@ -186,7 +186,8 @@ class LogWriter:
                 self.queue and not self._stopping and not self._flushing
                 and time.monotonic() - last_write < _LINGER_SECONDS
             ):  # fmt: skip
-                self._sleep(_LINGER_SECONDS)  # busy: let the batch gather
+                # Busy: let the batch gather, but not past the next snapshot's time.
+                self._sleep(min(_LINGER_SECONDS, next_beat - time.monotonic()))
             with self._changed:
                 self._cycle += 1
                 cycle, stopping = self._cycle, self._stopping
