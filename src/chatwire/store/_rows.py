@@ -38,13 +38,13 @@ KEY_AT = WRITTEN.index("key")
 def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
     """The one statement that upserts a whole batch, by key.
 
-    The database reads the batch, one JSON array (``batch_text``), in one call
-    and parses it itself, with the interpreter's lock released: a statement per
-    row, or a value bound per column, would hold the lock that the event loop
-    needs. ``rows`` is the backend's table of the batch's rows, each row as
-    ``item`` (its parameters come after the replica's); ``value_of(index,
-    column)`` reads one value of ``item``. A snapshot of a streaming answer
-    (``open``) never overwrites how it ended.
+    The database takes the whole batch in one call: as one JSON array
+    (``batch_text``) that it parses itself, with the interpreter's lock
+    released, or as bound values. A statement per row would hand the writer
+    thread the lock and back once a row, stalling the event loop each time.
+    ``rows`` is the backend's table of the batch's rows (its parameters come
+    after the replica's); ``value_of(index, column)`` reads one value of a row.
+    A snapshot of a streaming answer (``open``) never overwrites how it ended.
     """
     values = ", ".join(value_of(index, column) for index, column in enumerate(WRITTEN))
     return (
