@@ -418,8 +418,13 @@ def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(
     ]  # fmt: skip
 
 
-def test_sqlite_keeps_each_value_its_type(tmp_path: Path) -> None:
-    # Rows reach SQLite as JSON: NULLs stay NULL, numbers numbers.
+@pytest.mark.parametrize("bound", [False, True], ids=["as-json", "bound"])
+def test_sqlite_keeps_each_value_its_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: bool
+) -> None:
+    # Rows reach SQLite as JSON: NULLs stay NULL, numbers numbers, read or bound.
+    if bound:
+        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
     full = Exchange(
         "types", "p", "m", USER, response="r", first_token_seconds=0.25, total_seconds=2.0,
         prompt_tokens=3, completion_tokens=4, tool_calls=[{"id": "t", "type": "function"}],
