@@ -378,14 +378,17 @@ def test_text_a_database_cannot_hold_is_replaced_and_the_rest_kept(store: Store)
     assert store.conversation("n")[-1].response == literal
 
 
-@pytest.mark.parametrize("bound", [False, True], ids=["as-json", "bound"])
-def test_batches_of_any_size_are_written_whole(
-    store: Store, monkeypatch: pytest.MonkeyPatch, bound: bool
-) -> None:
+@pytest.fixture(params=[False, True], ids=["as-json", "bound"])
+def both_sqlite_ways(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite reads a batch as JSON, and binds a long one's values: a test runs both ways."""
+    if request.param:
+        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
+
+
+@pytest.mark.usefixtures("both_sqlite_ways")
+def test_batches_of_any_size_are_written_whole(store: Store) -> None:
     # SQLite, binding, pads to a power of two up to 32, then to a multiple of 32, in
     # chunks of 512.
-    if bound:
-        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
     sizes = [1, 2, 3, 31, 32, 33, 300, 511, 512, 513, 1100]
     for size in sizes:
         batch = [
@@ -397,14 +400,10 @@ def test_batches_of_any_size_are_written_whole(
     assert len(store.search("whale", limit=5000)) == sum(sizes)
 
 
-@pytest.mark.parametrize("bound", [False, True], ids=["as-json", "bound"])
-def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(
-    store: Store, monkeypatch: pytest.MonkeyPatch, bound: bool
-) -> None:
+@pytest.mark.usefixtures("both_sqlite_ways")
+def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(store: Store) -> None:
     # A batch can hold an exchange's start, snapshots and end; a snapshot never wins
     # over the end, whichever comes last. (SQLite binds a long batch's values.)
-    if bound:
-        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
 
     def state(status: str, text: str, key: str) -> Exchange:
         return Exchange("twice", "p", "m", USER, response=text, status=status, key=key)
@@ -418,13 +417,9 @@ def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("bound", [False, True], ids=["as-json", "bound"])
-def test_sqlite_keeps_each_value_its_type(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: bool
-) -> None:
+@pytest.mark.usefixtures("both_sqlite_ways")
+def test_sqlite_keeps_each_value_its_type(tmp_path: Path) -> None:
     # Rows reach SQLite as JSON: NULLs stay NULL, numbers numbers, read or bound.
-    if bound:
-        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
     full = Exchange(
         "types", "p", "m", USER, response="r", first_token_seconds=0.25, total_seconds=2.0,
         prompt_tokens=3, completion_tokens=4, tool_calls=[{"id": "t", "type": "function"}],
