@@ -95,26 +95,27 @@ def without_surrogates(value: object) -> object:
 
 
 def row(
-    conversation_id: str, started_at: str, provider: str, model: str,
-    messages: list[dict[str, Any]], response: str, status: str, error: str | None,
+    conversation_id: str, started_at: str, provider: str, model: str, messages_json: str,
+    prompt: str, response: str, status: str, error: str | None,
     first_token_seconds: float | None, total_seconds: float | None,
     prompt_tokens: int | None, completion_tokens: int | None,
     tool_calls: list[dict[str, Any]] | None, key: str,
 ) -> tuple[Any, ...]:  # fmt: skip
-    """The values of ``WRITTEN`` for one exchange."""
+    """The values of ``WRITTEN`` for one exchange, its messages already JSON (a
+    recorder encodes them once for all of its rows)."""
     return (
-        conversation_id, started_at, provider, model, json_text(messages), prompt_of(messages),
-        response, status, error, first_token_seconds, total_seconds, prompt_tokens,
-        completion_tokens, None if tool_calls is None else json_text(tool_calls), key,
+        conversation_id, started_at, provider, model, messages_json, prompt, response, status,
+        error, first_token_seconds, total_seconds, prompt_tokens, completion_tokens,
+        None if tool_calls is None else json_text(tool_calls), key,
     )  # fmt: skip
 
 
 def row_of(e: Exchange) -> tuple[Any, ...]:
     """The values of ``WRITTEN`` for an ``Exchange``."""
     return row(
-        e.conversation_id, e.started_at, e.provider, e.model, e.messages, e.response,
-        e.status, e.error, e.first_token_seconds, e.total_seconds, e.prompt_tokens,
-        e.completion_tokens, e.tool_calls, e.key,
+        e.conversation_id, e.started_at, e.provider, e.model, json_text(e.messages),
+        prompt_of(e.messages), e.response, e.status, e.error, e.first_token_seconds,
+        e.total_seconds, e.prompt_tokens, e.completion_tokens, e.tool_calls, e.key,
     )  # fmt: skip
 
 

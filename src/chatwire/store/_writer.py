@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .._process import pid, random_hex
 from . import _exchange
 from ._exchange import Exchange, iso_time, prompt_of, status_of
-from ._rows import json_text, row_json
+from ._rows import json_text, row, row_json
 
 if TYPE_CHECKING:
     from ._base import Store
@@ -360,8 +360,7 @@ class Recorder:
     answer's objects, and those are freed here, when the answer is done
     with them, as they would be with no log. What the event loop does per
     answer is a few assignments, two rows encoded and two appends to the
-    writer's queue, with no call beyond these methods (each costs a busy
-    gateway more than the work inside it).
+    writer's queue.
     """
 
     __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_queued", "_row_head", "_start",
@@ -450,10 +449,10 @@ class Recorder:
         """Its row of ``WRITTEN``, encoded, with ``end`` (see ``_end``) as how it stands."""
         text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
         messages, prompt = self._row_head
-        return row_json((
+        return row_json(row(
             self.conversation_id, self.started_at, self.provider, self.model, messages, prompt,
             text, status, error, self._first, total, prompt_tokens, completion_tokens,
-            None if tool_calls is None else json_text(tool_calls), self.key,
+            tool_calls, self.key,
         ))  # fmt: skip
 
     # -- the writer thread's side ----------------------------------------------------
@@ -467,16 +466,16 @@ class Recorder:
         if count == self._flushed:
             return None
         self._flushed = count
-        text = "".join(self.pieces[:count])
-        return self._row((text, "open", None, time.monotonic() - self._start, None, None, None))
+        return self._row(self._open("".join(self.pieces[:count])))
+
+    def _open(self, text: str) -> tuple[Any, ...]:
+        """How it stands while it streams, with ``text`` received (see ``_end``)."""
+        return (text, "open", None, time.monotonic() - self._start, None, None, None)
 
     @property
     def exchange(self) -> Exchange:
         """The exchange as it stands, as the log would read it back."""
-        end = self._end
-        if end is None:
-            end = ("".join(self.pieces), "open", None, time.monotonic() - self._start)
-            end += (None, None, None)
+        end = self._end or self._open("".join(self.pieces))
         text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
         return Exchange(
             conversation_id=self.conversation_id, provider=self.provider, model=self.model,
