@@ -414,12 +414,20 @@ def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(store: Store) -> No
     def state(status: str, text: str, key: str) -> Exchange:
         return Exchange("twice", "p", "m", USER, response=text, status=status, key=key)
 
+    # Keys are read from each row's first bytes; a quote or a backslash in one
+    # (escaped in JSON) must not make two exchanges one, nor one two.
+    quoted, quoted_too, slashed = 'k-"3",', 'k-"5', "k-4\\"
     store.write([
-        state("open", "", "k-1"), state("open", "so", "k-1"), state("complete", "so far", "k-1"),
-        state("complete", "done", "k-2"), state("open", "do", "k-2"),
+        state("open", "", "k-1"), state("open", "so", "k-1"), state("open", "", quoted),
+        state("complete", "so far", "k-1"), state("complete", "done", "k-2"),
+        state("open", "do", "k-2"), state("open", "", slashed), state("open", "ab", slashed),
+        state("error", "cut", quoted), state("open", "a", "k-4"),
+        state("complete", "five", quoted_too),
     ])  # fmt: skip
-    assert sorted((e.key, e.status, e.response) for e in store.conversation("twice")) == [
-        ("k-1", "complete", "so far"), ("k-2", "complete", "done")
+    logged = sorted(store.conversation("twice"), key=lambda e: e.id or 0)
+    assert [(e.key, e.status, e.response) for e in logged] == [  # in the order they first came
+        ("k-1", "complete", "so far"), (quoted, "error", "cut"), ("k-2", "complete", "done"),
+        (slashed, "open", "ab"), ("k-4", "open", "a"), (quoted_too, "complete", "five"),
     ]  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from .._errors import InvalidRequest
 from ._exchange import STATUSES, Exchange
-from ._rows import row_json, row_of
+from ._rows import latest_rows, row_json, row_of
 
 logger = logging.getLogger("chatwire")
 
@@ -82,6 +82,10 @@ class Store:
     def _write_encoded(self, rows: Sequence[bytes], replica: str | None) -> None:
         """``write``, of rows of ``WRITTEN`` encoded by ``row_json`` (the writer's come
         so, never as ``Exchange`` objects); an exchange may come more than once."""
+        self._upsert_rows(latest_rows(rows), replica)
+
+    def _upsert_rows(self, rows: list[bytes], replica: str | None) -> None:
+        """Upsert encoded rows, one an exchange, by key in one transaction."""
         raise NotImplementedError
 
     def _id_of(self, key: str) -> int:

@@ -25,8 +25,6 @@ from ._rows import (
     COLUMNS,
     CONVERSATION,
     CONVERSATIONS,
-    KEY_AT,
-    STATUS_AT,
     batch_text,
     exchange_from,
     upsert_batch,
@@ -87,16 +85,8 @@ def _value_of(index: int, column: str) -> str:
 # followed by "u0000".
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
-# The batch is one JSON parameter. An exchange may come in it more than once (its
-# start and its end), and PostgreSQL updates a row once a statement: each key's
-# latest state is kept (how it ended before any snapshot), in the order the keys
-# first came, so ids count up as the exchanges were queued.
-_UPSERT = _pg(upsert_batch(
-    _value_of,
-    f"(SELECT DISTINCT ON (item->>{KEY_AT}) item, min(n) OVER (PARTITION BY item->>{KEY_AT}) "
-    "AS first FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS batch (item, n) "
-    f"ORDER BY item->>{KEY_AT}, item->>{STATUS_AT} = 'open', n DESC) AS latest ORDER BY first",
-))  # fmt: skip
+# The batch is one JSON parameter, one row an exchange.
+_UPSERT = _pg(upsert_batch(_value_of, "jsonb_array_elements(?::jsonb) AS batch (item)"))
 
 
 class PostgresStore(Store):
@@ -163,7 +153,7 @@ class PostgresStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write_encoded(self, rows: Sequence[bytes], replica: str | None) -> None:
+    def _upsert_rows(self, rows: list[bytes], replica: str | None) -> None:
         batch = batch_text(rows)
         if "\\u0000" in batch:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
             batch = _ESCAPED_NUL.sub(r"\1\\ufffd", batch)

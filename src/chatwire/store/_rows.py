@@ -7,8 +7,8 @@ PostgreSQL's backend swaps them for ``%s``.
 from __future__ import annotations
 
 __all__ = [
-    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "KEY_AT", "STATUS_AT", "WRITTEN", "batch_text",
-    "exchange_from", "json_text", "row", "row_json", "row_of", "upsert_batch",
+    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "batch_text", "exchange_from",
+    "json_text", "latest_rows", "row", "row_json", "row_of", "upsert_batch",
     "without_surrogates",
 ]  # fmt: skip
 
@@ -25,14 +25,13 @@ COLUMNS = (
     "first_token_seconds, total_seconds, prompt_tokens, completion_tokens, tool_calls, key"
 )
 
-# The columns a batch writes, in the order ``row`` gives each exchange's values.
+# The columns a batch writes, in the order ``row`` gives each exchange's values: the
+# key and the status first, where ``latest_rows`` reads them without decoding a row.
 WRITTEN = (
-    "conversation_id", "started_at", "provider", "model", "messages", "prompt", "response",
-    "status", "error", "first_token_seconds", "total_seconds", "prompt_tokens",
-    "completion_tokens", "tool_calls", "key",
+    "key", "status", "conversation_id", "started_at", "provider", "model", "messages",
+    "prompt", "response", "error", "first_token_seconds", "total_seconds", "prompt_tokens",
+    "completion_tokens", "tool_calls",
 )  # fmt: skip
-STATUS_AT = WRITTEN.index("status")
-KEY_AT = WRITTEN.index("key")
 
 
 def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
@@ -104,9 +103,9 @@ def row(
     """The values of ``WRITTEN`` for one exchange, its messages already JSON (a
     recorder encodes them once for all of its rows)."""
     return (
-        conversation_id, started_at, provider, model, messages_json, prompt, response, status,
-        error, first_token_seconds, total_seconds, prompt_tokens, completion_tokens,
-        None if tool_calls is None else json_text(tool_calls), key,
+        key, status, conversation_id, started_at, provider, model, messages_json, prompt,
+        response, error, first_token_seconds, total_seconds, prompt_tokens, completion_tokens,
+        None if tool_calls is None else json_text(tool_calls),
     )  # fmt: skip
 
 
@@ -125,6 +124,41 @@ def row_json(values: tuple[Any, ...]) -> bytes:
         return _encode(values)
     except UnicodeEncodeError:
         return _encode(without_surrogates(values))
+
+
+_decode = msgspec.json.Decoder().decode
+
+
+def latest_rows(rows: Iterable[bytes]) -> list[bytes]:
+    """Rows from ``row_json``, each exchange once, in the order it first came: how it
+    ended, else its last snapshot.
+
+    A batch holds an exchange's start and its end when both came within one
+    linger, and a database upserts a row once a statement (PostgreSQL) or pays
+    to find which to pass over (SQLite). Read here from the rows' first bytes,
+    they cost the writer a fraction of what SQL spends on them.
+    """
+    latest: dict[bytes | str, bytes] = {}
+    ended: set[bytes | str] = set()
+    for encoded in rows:
+        key, is_open = _head(encoded)
+        if not is_open:
+            ended.add(key)
+        elif key in ended:
+            continue  # a snapshot never undoes an end
+        latest[key] = encoded
+    return list(latest.values())
+
+
+def _head(encoded: bytes) -> tuple[bytes | str, bool]:
+    """A row's key (as encoded) and whether it is open, from ``["key","status",...``."""
+    end = encoded.index(b'"', 2)
+    if encoded[end - 1] != 0x5C:
+        return encoded[2:end], encoded.startswith(b'"open"', end + 2)
+    # A backslash before the quote: the key may end further on. Decoded, it is a
+    # str, never equal to another key's bytes; every row of the exchange comes so.
+    key, status = _decode(encoded)[:2]
+    return key, status == "open"
 
 
 def batch_text(rows: Iterable[bytes]) -> str:

@@ -30,8 +30,6 @@ from ._rows import (
     COLUMNS,
     CONVERSATION,
     CONVERSATIONS,
-    KEY_AT,
-    STATUS_AT,
     WRITTEN,
     batch_text,
     exchange_from,
@@ -44,24 +42,18 @@ _LOCK_WAIT_SECONDS = 1.0
 # The columns of the ``exchanges e`` a search joins.
 _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
 
-# A batch is one JSON array of rows (``row_json``) that SQLite takes apart itself,
-# with the interpreter's lock released. An exchange that ended in the batch is
-# written once, as it ended: its start and snapshots there are passed over. (An
-# upsert's SELECT needs its WHERE, or SQLite would take ON CONFLICT for a join's;
-# ?2, as the replica's ? comes first.)
-_KEY = f"json_extract(value, '$[{KEY_AT}]')"
-_OPEN = f"json_extract(value, '$[{STATUS_AT}]') = 'open'"
+# A batch is one JSON array of rows (``row_json``), one an exchange, that SQLite
+# takes apart itself, with the interpreter's lock released. (An upsert's SELECT needs
+# its WHERE, or SQLite would take ON CONFLICT for a join's.)
 _UPSERT = upsert_batch(
-    lambda index, _: f"json_extract(value, '$[{index}]')",
-    f"json_each(?2) WHERE NOT {_OPEN} OR {_KEY} NOT IN "
-    f"(SELECT {_KEY} FROM json_each(?2) WHERE NOT {_OPEN})",
+    lambda index, _: f"json_extract(value, '$[{index}]')", "json_each(?) WHERE true"
 )
 
 # SQL parses a row's JSON again for each value it takes: that costs twice the CPU of
 # binding the values (``bench/log_write.py``: 35,000 exchanges a second against
 # 71,500), but binding holds the interpreter's lock, which the event loop needs,
 # for a microsecond or two a row. A batch longer than this means the writer has
-# fallen behind (a busy gateway queues some 700 rows in a linger): it is bound.
+# fallen behind (a busy gateway writes some 350 exchanges a linger): it is bound.
 _JSON_ROWS_MAX = 2048
 
 # The most rows one bound statement writes: 16 parameters a row stay well under
@@ -325,11 +317,11 @@ class SQLiteStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write_encoded(self, rows: Sequence[bytes], replica: str | None) -> None:
+    def _upsert_rows(self, rows: list[bytes], replica: str | None) -> None:
         batch = batch_text(rows)
         # json_extract would cut a text short at a NUL; bound, it is kept whole.
         bound = len(rows) > _JSON_ROWS_MAX or "\\u0000" in batch
-        values = _latest(_decode_rows(batch)) if bound else []
+        values = _decode_rows(batch) if bound else []
         with self._lock:
             connection = self._connect()
             with _immediate(connection):
@@ -418,18 +410,6 @@ def _migrate(connection: sqlite3.Connection) -> None:
 
 
 _decode_rows = msgspec.json.Decoder(list[list[Any]]).decode
-
-
-def _latest(rows: list[list[Any]]) -> list[list[Any]]:
-    """Each exchange once, in the order it first came: how it ended, or else its
-    last snapshot."""
-    latest: dict[str, list[Any]] = {}
-    for row in rows:
-        key = row[KEY_AT]
-        if row[STATUS_AT] == "open" and latest.get(key, row)[STATUS_AT] != "open":
-            continue
-        latest[key] = row
-    return list(latest.values())
 
 
 def _upsert_chunk(
