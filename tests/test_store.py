@@ -291,6 +291,37 @@ def test_a_log_of_schema_4_checks_the_status_without_a_table_per_row(tmp_path: P
         connection.execute("INSERT INTO exchanges_fts (exchanges_fts) VALUES ('integrity-check')")
 
 
+def test_a_postgresql_log_of_schema_1_migrates_and_gives_open_rows_no_words(
+    database: str,
+) -> None:
+    import psycopg
+
+    from chatwire.store import _postgres
+
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute(_postgres._MIGRATIONS[0])
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.execute("INSERT INTO schema_version VALUES (1)")
+        for key, status in (("k-open", "open"), ("k-done", "complete")):
+            connection.execute(
+                "INSERT INTO exchanges (conversation_id, started_at, provider, model, messages, "
+                "prompt, response, status, key, replica) VALUES ('c', '2026-01-01', 'p', 'm', "
+                "'[]', 'whales', 'sing', %s, %s, 'r')",
+                (status, key),
+            )
+    with Store(database) as store:
+        assert [e.key for e in store.search("whales")] == ["k-done"]
+        store.write([Exchange("c", "p", "m", [], response="sing along", key="k-open")])
+        assert [e.key for e in store.search("along")] == ["k-open"]
+        streaming = Exchange("c", "p", "m", USER, response="whales sing", status="open")
+        store.write([streaming], "r")  # a snapshot: its words wait for its end
+    with psycopg.connect(database) as connection:
+        words = connection.execute("SELECT key, words IS NULL FROM exchanges ORDER BY id")
+        assert words.fetchall() == [("k-open", False), ("k-done", False), (streaming.key, True)]
+        version = connection.execute("SELECT version FROM schema_version").fetchone()
+        assert version == (_postgres.SCHEMA_VERSION,)
+
+
 def test_refuses_a_log_from_a_newer_chatwire(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     with sqlite3.connect(path) as connection:

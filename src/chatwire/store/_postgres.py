@@ -60,6 +60,15 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX exchanges_open ON exchanges (replica) WHERE status = 'open';
     CREATE TABLE replicas (id TEXT PRIMARY KEY, beat_at TIMESTAMPTZ NOT NULL);
     """,
+    # A streaming answer's row is written again at every snapshot, and its words were
+    # computed each time: an answer growing to 670 characters cost the server 66 us a
+    # snapshot, 16 without them. A search reads only ended rows; an open row has none.
+    """
+    ALTER TABLE exchanges DROP COLUMN words;
+    ALTER TABLE exchanges ADD COLUMN words TSVECTOR GENERATED ALWAYS AS (CASE
+        WHEN status <> 'open' THEN to_tsvector('simple', prompt || ' ' || response) END) STORED;
+    CREATE INDEX exchanges_words ON exchanges USING GIN (words);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = 0x63686174  # the advisory lock replicas take to migrate: "chat"
