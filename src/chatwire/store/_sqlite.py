@@ -52,8 +52,9 @@ _UPSERT = upsert_batch(
 # SQL parses a row's JSON again for each value it takes: that costs more CPU than
 # binding the values (``bench/log_write.py``, every batch one way: 58,000 exchanges
 # a second against 73,000), but binding holds the interpreter's lock, which the
-# event loop needs, for a microsecond or two a row. A batch longer than this means the writer has
-# fallen behind (a busy gateway writes some 350 exchanges a linger): it is bound.
+# event loop needs, for a microsecond or two a row. A batch longer than this means
+# the writer has fallen behind (a busy gateway writes some 350 exchanges a linger):
+# it is bound.
 _JSON_ROWS_MAX = 2048
 
 # The most rows one bound statement writes: 16 parameters a row stay well under
