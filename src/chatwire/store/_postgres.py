@@ -25,6 +25,7 @@ from ._rows import (
     COLUMNS,
     CONVERSATION,
     CONVERSATIONS,
+    abandon_stale,
     batch_text,
     exchange_from,
     upsert_batch,
@@ -93,6 +94,9 @@ def _value_of(index: int, column: str) -> str:
 # A NUL escaped in JSON: after an even run of backslashes, so not an escaped backslash
 # followed by "u0000".
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+# Heartbeats use the database's clock (the parameter: seconds without a beat).
+_ABANDON_STALE = abandon_stale("now() - make_interval(secs => %s)")
 
 # The batch is one JSON parameter, one row an exchange.
 _UPSERT = _pg(upsert_batch(_value_of, "jsonb_array_elements(?::jsonb) AS batch (item)"))
@@ -181,12 +185,7 @@ class PostgresStore(Store):
                 "ON CONFLICT (id) DO UPDATE SET beat_at = now()",
                 (replica,),
             )
-            marked = connection.execute(
-                "UPDATE exchanges SET status = 'abandoned' WHERE status = 'open' AND "
-                "(replica IS NULL OR replica NOT IN (SELECT id FROM replicas "
-                " WHERE beat_at >= now() - make_interval(secs => %s)))",
-                (stale_after,),
-            ).rowcount
+            marked = connection.execute(_ABANDON_STALE, (stale_after,)).rowcount
             connection.execute(
                 "DELETE FROM replicas WHERE beat_at < now() - make_interval(secs => %s)",
                 (stale_after,),

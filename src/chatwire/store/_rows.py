@@ -7,8 +7,8 @@ PostgreSQL's backend swaps them for ``%s``.
 from __future__ import annotations
 
 __all__ = [
-    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "batch_text", "exchange_from",
-    "json_text", "latest_rows", "row", "row_json", "row_of", "upsert_batch",
+    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "abandon_stale", "batch_text",
+    "exchange_from", "json_text", "latest_rows", "row", "row_json", "row_of", "upsert_batch",
     "without_surrogates",
 ]  # fmt: skip
 
@@ -68,6 +68,15 @@ CONVERSATIONS = (
     "MAX(started_at), COUNT(*) FROM exchanges AS e "
     "GROUP BY conversation_id ORDER BY MAX(id) DESC LIMIT ?"
 )
+
+
+def abandon_stale(oldest_live_beat: str) -> str:
+    """The sweep: open rows of replicas with no beat since ``oldest_live_beat`` (an SQL
+    expression, the backend's clock and placeholder) become ``abandoned``."""
+    return (
+        "UPDATE exchanges SET status = 'abandoned' WHERE status = 'open' AND (replica IS NULL "
+        f"OR replica NOT IN (SELECT id FROM replicas WHERE beat_at >= {oldest_live_beat}))"
+    )
 
 
 _encode = msgspec.json.Encoder().encode

@@ -31,6 +31,7 @@ from ._rows import (
     CONVERSATION,
     CONVERSATIONS,
     WRITTEN,
+    abandon_stale,
     batch_text,
     exchange_from,
     upsert_batch,
@@ -48,6 +49,7 @@ _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
 _UPSERT = upsert_batch(
     lambda index, _: f"json_extract(value, '$[{index}]')", "json_each(?) WHERE true"
 )
+_ABANDON_STALE = abandon_stale("?")  # the parameter: the oldest live beat's time
 
 # SQL parses a row's JSON again for each value it takes: that costs more CPU than
 # binding the values (``bench/log_write.py``, every batch one way: 58,000 exchanges
@@ -347,13 +349,8 @@ class SQLiteStore(Store):
                     "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
                     (replica, now),
                 )
-                # Open rows of replicas whose heartbeat stopped; a trigger indexes them.
-                marked = connection.execute(
-                    "UPDATE exchanges SET status = 'abandoned' WHERE status = 'open' AND "
-                    "(replica IS NULL OR replica NOT IN (SELECT id FROM replicas "
-                    " WHERE beat_at >= ?))",
-                    (now - stale_after,),
-                ).rowcount
+                # A trigger indexes the rows it abandons.
+                marked = connection.execute(_ABANDON_STALE, (now - stale_after,)).rowcount
                 connection.execute("DELETE FROM replicas WHERE beat_at < ?", (now - stale_after,))
         return int(marked)
 
