@@ -382,10 +382,10 @@ def saturated_rates(
 
 
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    """An interval holding the median of what ``values`` sample with ``confidence``,
-    assuming nothing of their distribution: the order statistics ``k`` from either
-    end, the largest ``k`` for which fewer than ``k`` of them fall below the median
-    with a chance under half of ``1 - confidence`` (a binomial tail)."""
+    """An interval that holds the median of what ``values`` sample with ``confidence``,
+    assuming nothing of their distribution: the ``k``-th value from either end, for
+    the largest ``k`` at which fewer than ``k`` values fall below the median with a
+    chance of at most half of ``1 - confidence`` (the count is binomial, n and 1/2)."""
     ordered = sorted(values)
     count = len(ordered)
     k, tail = 0, 0.0
@@ -413,7 +413,8 @@ def report_saturated(workers: int, rates: dict[str, list[float]]) -> None:
             median = statistics.median(ratios)
             low, high = median_interval(ratios)
             costs.append(1 - median)
-            verdicts.append("met" if 1 - low < BAR else "missed" if 1 - high >= BAR else "open")
+            missed = 1 - high >= BAR
+            verdicts.append("met" if 1 - low < BAR else "missed" if missed else "undecided")
             line += f" ({median:.3f}x no log, median of rounds; 95% in {low:.3f}x-{high:.3f}x)"
         print(line)
     verdict = (
