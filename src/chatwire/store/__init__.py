@@ -34,8 +34,8 @@ import os
 
 from ._base import Store
 from ._exchange import STATUSES, Exchange, new_conversation_id, status_of
+from ._recorder import Recorder
 from ._sqlite import default_path
-from ._writer import Recorder
 
 DATABASE_URL_ENV = "CHATWIRE_DATABASE_URL"
 NO_LOG_ENV = "CHATWIRE_NO_LOG"

@@ -18,7 +18,7 @@ database; open exchanges of a replica whose heartbeat stopped are marked
 
 from __future__ import annotations
 
-__all__ = ["FLUSH_SECONDS", "STALE_SECONDS", "LogWriter", "Recorder", "writers_for"]
+__all__ = ["FLUSH_SECONDS", "STALE_SECONDS", "LogWriter", "writers_for"]
 
 import atexit
 import logging
@@ -31,12 +31,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._process import pid, random_hex
-from . import _exchange
-from ._exchange import Exchange, iso_time, prompt_of, status_of
-from ._rows import json_text, row, row_json
 
 if TYPE_CHECKING:
     from ._base import Store
+    from ._recorder import Recorder
 
 logger = logging.getLogger("chatwire")
 
@@ -350,137 +348,3 @@ def _forget_parents_writers() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_parents_writers)
-
-
-class Recorder:
-    """One exchange on its way to the log: opened at once, snapshotted, ended exactly once.
-
-    Its start and its end are each queued as the whole row, encoded on the
-    caller's thread (``row_json``): the writer thread reads none of the
-    answer's objects, and those are freed here, when the answer is done
-    with them, as they would be with no log. What the event loop does per
-    answer is a few assignments, two rows encoded and two appends to the
-    writer's queue.
-    """
-
-    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_queued", "_row_head", "_start",
-                 "_writer", "conversation_id", "key", "messages", "model", "pieces", "provider",
-                 "started_at", "store")  # fmt: skip
-
-    def __init__(
-        self,
-        store: Store,
-        conversation_id: str,
-        provider: str,
-        model: str,
-        messages: list[dict[str, Any]],
-    ) -> None:
-        self.store = store
-        self.conversation_id = conversation_id
-        self.provider = provider
-        self.model = model
-        self.messages = messages
-        self.key = next(_exchange.keys)
-        self.started_at = iso_time(time.time())
-        self._start = time.monotonic()
-        self._first: float | None = None
-        # How it ended, once it has: (text, status, error, total seconds, prompt tokens,
-        # completion tokens, tool calls). One tuple, set at once, so the writer thread
-        # never reads half an end.
-        self._end: tuple[Any, ...] | None = None
-        self.pieces: list[str] = []  # its text: the stream appends each piece here
-        self._flushed = 0
-        # The messages as the log keeps them, encoded once for all of its rows.
-        self._row_head = (json_text(messages), prompt_of(messages))
-        writer = self._writer = store._writer or store.writer
-        queue = writer.queue
-        self._queued = len(queue) < writer.capacity
-        if self._queued:
-            queue.append(self._row(("", "open", None, 0.0, None, None, None)))
-        else:
-            writer.drop()
-        writer.live[self] = None
-        if writer.resting:
-            writer.rouse()
-
-    def first_piece(self, provider: str | None = None, model: str | None = None) -> None:
-        """The answer has begun, from ``provider`` and ``model`` (with a fallback list,
-        known only now)."""
-        if provider is not None:
-            self.provider = provider
-        if model is not None:
-            self.model = model
-        if self._first is None:
-            self._first = time.monotonic() - self._start
-
-    def finish(
-        self,
-        error: BaseException | None,
-        meta: dict[str, Any],
-        tool_calls: list[dict[str, Any]] | None = None,
-    ) -> None:
-        """It ended, with ``pieces`` as its text; a second end changes nothing."""
-        if self._end is not None:
-            return
-        usage = meta.get("usage")
-        if not isinstance(usage, dict):
-            usage = {}
-        text = "".join(self.pieces)
-        self._end = end = (
-            text,
-            "complete" if error is None else status_of(error, text, bool(tool_calls)),
-            None if error is None else (str(error) or type(error).__name__),
-            time.monotonic() - self._start, usage.get("prompt_tokens"),
-            usage.get("completion_tokens"), tool_calls or None,
-        )  # fmt: skip
-        row = self._row(end)
-        writer = self._writer
-        if len(writer.queue) < writer.capacity:
-            writer.queue.append(row)
-        elif self._queued:  # its start is in: its end goes in beyond the capacity
-            writer.late.append(row)
-        else:
-            writer.drop()
-        del writer.live[self]
-        if writer.resting:
-            writer.rouse()
-
-    def _row(self, end: tuple[Any, ...]) -> bytes:
-        """Its row of ``WRITTEN``, encoded, with ``end`` (see ``_end``) as how it stands."""
-        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
-        messages, prompt = self._row_head
-        return row_json(row(
-            self.conversation_id, self.started_at, self.provider, self.model, messages, prompt,
-            text, status, error, self._first, total, prompt_tokens, completion_tokens,
-            tool_calls, self.key,
-        ))  # fmt: skip
-
-    # -- the writer thread's side ----------------------------------------------------
-
-    def snapshot(self) -> bytes | None:
-        """If it streams still and has text not yet written: its row, ``open``, with the
-        text so far (which then counts as written)."""
-        if self._end is not None:
-            return None
-        count = len(self.pieces)
-        if count == self._flushed:
-            return None
-        self._flushed = count
-        return self._row(self._open("".join(self.pieces[:count])))
-
-    def _open(self, text: str) -> tuple[Any, ...]:
-        """How it stands while it streams, with ``text`` received (see ``_end``)."""
-        return (text, "open", None, time.monotonic() - self._start, None, None, None)
-
-    @property
-    def exchange(self) -> Exchange:
-        """The exchange as it stands, as the log would read it back."""
-        end = self._end or self._open("".join(self.pieces))
-        text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
-        return Exchange(
-            conversation_id=self.conversation_id, provider=self.provider, model=self.model,
-            messages=self.messages, response=text, status=status, error=error,
-            started_at=self.started_at, first_token_seconds=self._first, total_seconds=total,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            tool_calls=tool_calls, key=self.key,
-        )  # fmt: skip
