@@ -26,15 +26,21 @@ With ``--saturate``, the log's cost instead: a closed loop of clients (each
 starting its next stream as soon as the last ended, the upstream sending its
 tokens without pause) keeps ``chatwire serve`` busy, with ``--workers 1``
 and ``--workers 2``, its log off, in SQLite and in PostgreSQL (a throwaway
-cluster, as the tests make it). The three servers run side by side and the
-load goes to one at a time, for ``--seconds`` each, in rounds, each round in
-another order; a pause before each turn lets the last one's log be written.
-Reported: each turn's streams per second, and each log's against no log in
-the same round; the median of those ratios over ``--rounds`` rounds is the
-log's cost. The bar: under 5%.
+cluster, as the tests make it). Each of the three runs as ``--servers``
+servers alike: two processes of the same code, started the same way, can
+differ by 3% in throughput for as long as they live, so one server a side
+would leave a run to its luck. All of them run side by side and the load goes to
+one at a time, for ``--seconds`` each, in rounds: in each, the three
+configurations' first servers one after another, then their second ones,
+and so on, each time in another order. A pause before each turn lets the
+last one's log be written.
+Reported: each round's streams per second (the mean of a configuration's
+servers), each server's median, and each log's against no log in the same
+round; the median of those ratios over ``--rounds`` rounds is the log's
+cost. The bar: under 5%.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
-     python bench/gateway.py --saturate [--clients 64] [--seconds 3] [--rounds 15]
+     python bench/gateway.py --saturate [--clients 64] [--seconds 3] [--rounds 10] [--servers 3]
 """
 
 from __future__ import annotations
@@ -52,11 +58,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from _env import ensure_venv, stop
-from _postgres import postgres_url
+from _postgres import postgres_databases
 
 BENCH = Path(__file__).resolve().parent
 TOKEN = b"@@"
@@ -333,51 +340,67 @@ async def closed_loop(target: Target, clients: int, tokens: int, seconds: float)
     return done
 
 
-def saturate(clients: int, tokens: int, seconds: float, rounds: int, home: str) -> None:
+def saturate(
+    clients: int, tokens: int, seconds: float, rounds: int, servers: int, home: str
+) -> None:
     upstream_port = free_port()
     upstream = start_upstream(upstream_port, tokens, 0.0)
     try:
         wait_for_port(upstream_port, upstream)
-        with postgres_url() as postgres:
+        with postgres_databases() as new_postgres:
             for workers in (1, 2):
-                # A fresh SQLite file for each: the default file in a new home.
-                logs = {"off": None, "sqlite": "", "postgresql": postgres}
-                targets = {
-                    name: start_chatwire(upstream_port, tempfile.mkdtemp(dir=home), workers, log)
-                    for name, log in logs.items()
-                }
+                # Each server its own log: the default SQLite file in a new home, or a
+                # new PostgreSQL database.
+                logs: dict[str, Callable[[], str | None]] = {
+                    "off": lambda: None, "sqlite": lambda: "", "postgresql": new_postgres
+                }  # fmt: skip
+                targets: dict[str, list[Target]] = {name: [] for name in logs}
                 try:
+                    for name, log in logs.items():
+                        for _ in range(servers):
+                            server_home = tempfile.mkdtemp(dir=home)
+                            target = start_chatwire(upstream_port, server_home, workers, log())
+                            targets[name].append(target)
                     report_saturated(
                         workers, saturated_rates(targets, clients, tokens, seconds, rounds)
                     )
                 finally:
-                    for target in targets.values():
-                        stop(target.process)
+                    for started in targets.values():
+                        for target in started:
+                            stop(target.process)
     finally:
         stop(upstream)
 
 
 def saturated_rates(
-    targets: dict[str, Target], clients: int, tokens: int, seconds: float, rounds: int
-) -> dict[str, list[float]]:
-    """Each server's streams per second, kept busy for ``seconds`` a turn, ``rounds`` turns.
+    targets: dict[str, list[Target]], clients: int, tokens: int, seconds: float, rounds: int
+) -> dict[str, list[list[float]]]:
+    """Each server's streams per second, kept busy for ``seconds`` a turn: for each
+    configuration, a list a round of its servers' rates.
 
     Turns a few seconds apart, rather than whole runs a minute apart, put the
     shared machine's slow and fast spells, which move a run by 5%, on both
     sides of a round's ratios alike.
     """
-    for target in targets.values():
-        wait_for_port(target.port, target.process, within=180)
-        asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
-    rates: dict[str, list[float]] = {name: [] for name in targets}
     names = list(targets)
+    servers = min(len(started) for started in targets.values())
+    for started in targets.values():
+        for target in started:
+            wait_for_port(target.port, target.process, within=180)
+            asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
+    rates: dict[str, list[list[float]]] = {name: [] for name in targets}
     for turn in range(rounds):
-        # Each round in another order, so that no configuration always runs first.
-        start = turn % len(names)
-        for name in names[start:] + names[:start]:
-            time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
-            done = asyncio.run(closed_loop(targets[name], clients, tokens, seconds))
-            rates[name].append(done / seconds)
+        for name in names:
+            rates[name].append([0.0] * servers)
+        for index in range(servers):
+            # The configurations' servers of one index one after the other, seconds
+            # apart, each time in another order, so that no configuration always runs
+            # first.
+            start = (turn + index) % len(names)
+            for name in names[start:] + names[:start]:
+                time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
+                done = asyncio.run(closed_loop(targets[name][index], clients, tokens, seconds))
+                rates[name][turn][index] = done / seconds
     return rates
 
 
@@ -400,16 +423,23 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
     return ordered[k - 1], ordered[count - k]
 
 
-def report_saturated(workers: int, rates: dict[str, list[float]]) -> None:
-    """Each log against no log, round by round, and the median of those ratios:
-    one odd turn, on either side, does not decide. The interval says whether the
-    run's rounds agree enough to tell the bar met from missed."""
+def report_saturated(workers: int, rates: dict[str, list[list[float]]]) -> None:
+    """Each log against no log, round by round (the mean of each's servers), and
+    the median of those ratios: one odd turn, on either side, does not decide.
+    The interval says whether the run's rounds agree enough to tell the bar
+    met from missed; each server's median says how far apart servers alike fell."""
     costs, verdicts = [], []
-    for name, per_round in rates.items():
+    means = {name: [statistics.fmean(each) for each in rounds] for name, rounds in rates.items()}
+    for name, per_round in means.items():
         each = " ".join(f"{rate:5.0f}" for rate in per_round)
-        line = f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s"
+        by_server = zip(*rates[name], strict=True)
+        servers = " ".join(f"{statistics.median(rates_of):.0f}" for rates_of in by_server)
+        line = (
+            f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s "
+            f"(servers' medians {servers})"
+        )
         if name != "off":
-            ratios = [rate / off for rate, off in zip(per_round, rates["off"], strict=True)]
+            ratios = [rate / off for rate, off in zip(per_round, means["off"], strict=True)]
             median = statistics.median(ratios)
             low, high = median_interval(ratios)
             costs.append(1 - median)
@@ -447,7 +477,10 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=3.0, help="with --saturate: the length of a turn"
     )
-    parser.add_argument("--rounds", type=int, default=15, help="with --saturate: turns of each")
+    parser.add_argument("--rounds", type=int, default=10, help="with --saturate: turns of each")
+    parser.add_argument(
+        "--servers", type=int, default=3, help="with --saturate: servers of each configuration"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -455,7 +488,7 @@ def main() -> None:
     # A scratch home for the gateways' files, never the user's.
     home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
     if args.saturate:
-        saturate(args.clients, args.tokens, args.seconds, args.rounds, home.name)
+        saturate(args.clients, args.tokens, args.seconds, args.rounds, args.servers, home.name)
         home.cleanup()
         return
     levels = [(streams, 0.1 if streams >= 1000 else 0.05) for streams in args.streams]
