@@ -29,11 +29,11 @@ and ``--workers 2``, its log off, in SQLite and in PostgreSQL (a throwaway
 cluster, as the tests make it). Each of the three runs as ``--servers``
 servers alike: two processes of the same code, started the same way, can
 differ by 3% in throughput for as long as they live, so one server a side
-would leave a run to its luck. All of them run side by side and the load goes to
-one at a time, for ``--seconds`` each, in rounds: in each, the three
-configurations' first servers one after another, then their second ones,
-and so on, each time in another order. A pause before each turn lets the
-last one's log be written.
+would leave a run to its luck. All of them run side by side and the load
+goes to one at a time, for ``--seconds`` each, in rounds: in each, the
+three configurations' first servers one after another, then their second
+ones, and so on, each time in another order. A pause before each turn lets
+the last one's log be written.
 Reported: each round's streams per second (the mean of a configuration's
 servers), each server's median, and each log's against no log in the same
 round; the median of those ratios over ``--rounds`` rounds is the log's
@@ -383,24 +383,24 @@ def saturated_rates(
     sides of a round's ratios alike.
     """
     names = list(targets)
-    servers = min(len(started) for started in targets.values())
     for started in targets.values():
         for target in started:
             wait_for_port(target.port, target.process, within=180)
             asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
-    rates: dict[str, list[list[float]]] = {name: [] for name in targets}
+    rates: dict[str, list[list[float]]] = {name: [] for name in names}
     for turn in range(rounds):
-        for name in names:
-            rates[name].append([0.0] * servers)
-        for index in range(servers):
-            # The configurations' servers of one index one after the other, seconds
-            # apart, each time in another order, so that no configuration always runs
-            # first.
+        this_round: dict[str, list[float]] = {name: [] for name in names}
+        # The configurations' servers of one index one after the other, seconds apart,
+        # each time in another order, so that no configuration always runs first.
+        for index, alike in enumerate(zip(*targets.values(), strict=True)):
+            server_of = dict(zip(names, alike, strict=True))
             start = (turn + index) % len(names)
             for name in names[start:] + names[:start]:
                 time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
-                done = asyncio.run(closed_loop(targets[name][index], clients, tokens, seconds))
-                rates[name][turn][index] = done / seconds
+                done = asyncio.run(closed_loop(server_of[name], clients, tokens, seconds))
+                this_round[name].append(done / seconds)
+        for name in names:
+            rates[name].append(this_round[name])
     return rates
 
 
