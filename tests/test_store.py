@@ -71,6 +71,20 @@ def test_complete_exchange_is_logged(server: ThreadedServer, store: Store) -> No
     assert exchange.total_seconds >= exchange.first_token_seconds >= 0
 
 
+def test_the_log_keeps_the_messages_as_they_were_sent(server: ThreadedServer, store: Store) -> None:
+    messages = [dict(message) for message in USER]
+    stream = chatwire.ChatCompletion.create(
+        messages=messages, provider="forefront", stream=True, base_url=server.url("/free-chat"),
+        store=store,
+    )  # fmt: skip
+    # The caller goes on with its list while the answer streams: the log is not changed.
+    messages[0]["content"] = "something else"
+    messages.append({"role": "assistant", "content": "".join(stream)})
+    (exchange,) = store.recent()
+    assert exchange.messages == USER
+    assert exchange.prompt == USER[0]["content"]
+
+
 def test_whole_text_call_is_logged(server: ThreadedServer, store: Store) -> None:
     text = chatwire.ChatCompletion.create(
         messages=USER, provider="forefront", base_url=server.url("/free-chat"), store=store

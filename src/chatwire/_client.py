@@ -70,9 +70,7 @@ def _recorder(
     if store is not None and not isinstance(store, Store):
         raise InvalidRequest(f"store must be a chatwire.store.Store, got {type(store).__name__}")
     cid = conversation_id or new_conversation_id()
-    # A copy: the caller may change its list (append the answer) before the log is written.
-    copied = list(map(dict, messages))
-    return Recorder(store or _default_store(), cid, provider, model, copied), cid
+    return Recorder(store or _default_store(), cid, provider, model, messages), cid
 
 
 _stores: dict[str, Store] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["Recorder"]
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ class Recorder:
     """
 
     __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_queued", "_row_head", "_start",
-                 "_writer", "conversation_id", "key", "messages", "model", "pieces", "provider",
+                 "_writer", "conversation_id", "key", "model", "pieces", "provider",
                  "started_at", "store")  # fmt: skip
 
     def __init__(
@@ -42,7 +43,6 @@ class Recorder:
         self.conversation_id = conversation_id
         self.provider = provider
         self.model = model
-        self.messages = messages
         self.key = next(_exchange.keys)
         self.started_at = iso_time(time.time())
         self._start = time.monotonic()
@@ -53,7 +53,8 @@ class Recorder:
         self._end: tuple[Any, ...] | None = None
         self.pieces: list[str] = []  # its text: the stream appends each piece here
         self._flushed = 0
-        # The messages as the log keeps them, encoded once for all of its rows.
+        # The messages as the log keeps them, encoded once for all of its rows, and now:
+        # what the caller does with its list from here on is not logged.
         self._row_head = (json_text(messages), prompt_of(messages))
         writer = self._writer = store._writer or store.writer
         queue = writer.queue
@@ -142,7 +143,7 @@ class Recorder:
         text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
         return Exchange(
             conversation_id=self.conversation_id, provider=self.provider, model=self.model,
-            messages=self.messages, response=text, status=status, error=error,
+            messages=json.loads(self._row_head[0]), response=text, status=status, error=error,
             started_at=self.started_at, first_token_seconds=self._first, total_seconds=total,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             tool_calls=tool_calls, key=self.key,
