@@ -17,17 +17,22 @@ if TYPE_CHECKING:
 
 
 class Recorder:
-    """One exchange on its way to the log: opened at once, snapshotted, ended exactly once.
+    """One exchange on its way to the log: opened, snapshotted, ended exactly once.
 
-    Its start and its end are each queued as the whole row, encoded on the
-    caller's thread (``row_json``): the writer thread reads none of the
-    answer's objects, and those are freed here, when the answer is done
-    with them, as they would be with no log. What the event loop does per
-    answer is a few assignments, two rows encoded and two appends to the
-    writer's queue.
+    While it streams it is in the writer's ``live``: the writer thread
+    writes its row, ``open``, at its next look (``opening``), and its text
+    as it grows at each beat (``snapshot``). Its end is queued as the whole
+    row, encoded on the caller's thread (``row_json``): the writer thread
+    reads no answer's objects once it has ended, and those are freed here,
+    when the answer is done with them, as they would be with no log.
+
+    An answer that ends before the writer's next look (most, on a busy
+    gateway: the writer lets a batch gather for a fifth of a second) is
+    written once, as it ended, and its start costs the event loop nothing
+    but entering ``live``.
     """
 
-    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_queued", "_row_head", "_start",
+    __slots__ = ("__weakref__", "_end", "_first", "_flushed", "_opened", "_row_head", "_start",
                  "_writer", "conversation_id", "key", "model", "pieces", "provider",
                  "started_at", "store")  # fmt: skip
 
@@ -52,17 +57,15 @@ class Recorder:
         # never reads half an end.
         self._end: tuple[Any, ...] | None = None
         self.pieces: list[str] = []  # its text: the stream appends each piece here
-        self._flushed = 0
+        self._flushed = 0  # pieces of its text written
+        # Whether the writer thread has taken its first row (or found it ended): set by
+        # that thread, and before it looks at ``_end``, so that an end finding the
+        # queue full is either written beyond the capacity or its start never is.
+        self._opened = False
         # The messages as the log keeps them, encoded once for all of its rows, and now:
         # what the caller does with its list from here on is not logged.
         self._row_head = (json_text(messages), prompt_of(messages))
         writer = self._writer = store._writer or store.writer
-        queue = writer.queue
-        self._queued = len(queue) < writer.capacity
-        if self._queued:
-            queue.append(self._row(("", "open", None, 0.0, None, None, None)))
-        else:
-            writer.drop()
         writer.live[self] = None
         if writer.resting:
             writer.rouse()
@@ -101,7 +104,7 @@ class Recorder:
         writer = self._writer
         if len(writer.queue) < writer.capacity:
             writer.queue.append(row)
-        elif self._queued:  # its start is in: its end goes in beyond the capacity
+        elif self._opened:  # its start is in: its end goes in beyond the capacity
             writer.late.append(row)
         else:
             writer.drop()
@@ -121,13 +124,26 @@ class Recorder:
 
     # -- the writer thread's side ----------------------------------------------------
 
-    def snapshot(self) -> bytes | None:
-        """If it streams still and has text not yet written: its row, ``open``, with the
-        text so far (which then counts as written)."""
+    @property
+    def opened(self) -> bool:
+        """Whether the writer has taken its first row (or found it ended)."""
+        return self._opened
+
+    def opening(self) -> bytes | None:
+        """If it streams still and no row of it was taken yet: its row, ``open``, with
+        the text so far."""
+        if self._opened:
+            return None
+        return self.snapshot(whatever_its_text=True)
+
+    def snapshot(self, whatever_its_text: bool = False) -> bytes | None:
+        """If it streams still and has text not yet written (or ``whatever_its_text``):
+        its row, ``open``, with the text so far (which then counts as written)."""
+        self._opened = True  # first: see its assignment in __init__
         if self._end is not None:
             return None
         count = len(self.pieces)
-        if count == self._flushed:
+        if count == self._flushed and not whatever_its_text:
             return None
         self._flushed = count
         return self._row(self._open("".join(self.pieces[:count])))

@@ -1,14 +1,14 @@
 """The log's writer: records leave the caller at once and reach the database in batches.
 
 One ``LogWriter`` per store and process, on its own thread. An exchange is
-queued when it starts (status ``open``) and when it ends, each time as its
-whole row already encoded as JSON; while it streams, the writer takes a
-snapshot of its text every ``FLUSH_SECONDS``, so a process killed
-mid-answer leaves what it had. Whatever waits is written in one transaction,
-an exchange that ended there as it ended (not also as it began). When the
-database is away the batch waits and is tried again with backoff while
-answers go on; only a full queue drops records, and those are counted and
-reported.
+in ``live`` while it streams: the writer takes its row (status ``open``) at
+its next look, and a snapshot of its text every ``FLUSH_SECONDS``, so a
+process killed mid-answer leaves what it had. Its end is queued, as its
+whole row already encoded as JSON. Whatever waits is written in one
+transaction, an exchange that ended there as it ended (not also as it
+began). When the database is away the batch waits and is tried again with
+backoff while answers go on; only a full queue drops records, and those are
+counted and reported.
 
 Each process has a replica id and, while it has answers streaming (or
 watches for others, as a gateway does), beats a heartbeat into the
@@ -55,14 +55,14 @@ _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the data
 class LogWriter:
     """Writes a store's records from a thread of its own; see the module's text.
 
-    Callers take no lock: a recorder appends its rows to ``queue``, enters and
-    leaves ``live``, and reads ``resting``; the thread copies the queue and
+    Callers take no lock: a recorder enters and leaves ``live``, appends its
+    end to ``queue``, and reads ``resting``; the thread copies the queue and
     removes from its left what it has written. Each of these is one step the
     interpreter's lock keeps whole; a record costs the caller no call beyond
     its own.
 
     The thread touches no object of the event loop's but the rows, which are
-    bytes, and (at a snapshot) the recorders still streaming. Reading an
+    bytes, and (at each look) the recorders still streaming. Reading an
     answer's objects from this thread and freeing them here cost a busy
     gateway about two percent of its throughput: side by side at saturation,
     a thread that only freed recorders read 1.6 and 2.0 points below one that
@@ -193,6 +193,7 @@ class LogWriter:
                 self._cycle += 1
                 cycle, stopping = self._cycle, self._stopping
             pending.take(self)
+            pending.open(self.live)
             now = time.monotonic()
             beating = now >= next_beat
             if beating:
@@ -207,7 +208,7 @@ class LogWriter:
                     retry_at = time.monotonic() + backoff
                     self._unreachable(exc)
                     if stopping and time.monotonic() >= self._stop_by:
-                        self._give_up()
+                        self._give_up(pending)
                         return
                 else:
                     backoff = retry_at = 0.0
@@ -237,7 +238,8 @@ class LogWriter:
         self._roused.clear()
         if resting:
             self.resting = True
-            if self._waiting():  # queued before ``resting`` was seen: it will not rouse
+            # Queued, or begun, before ``resting`` was seen: it will not rouse.
+            if self._waiting() or any(not r.opened for r in list(self.live)):
                 self.resting = False
                 return
         self._roused.wait(max(0.0, seconds))
@@ -267,9 +269,10 @@ class LogWriter:
                 self.store.describe(), exc,
             )  # fmt: skip
 
-    def _give_up(self) -> None:
+    def _give_up(self, pending: _Pending) -> None:
         with self._changed:
-            lost = len(self.queue) + len(self.late)  # each holds what was taken from it
+            # The queues hold what was taken from them; the starts were taken from ``live``.
+            lost = len(self.queue) + len(self.late) + pending.opened
             self._dropped += lost
             self.queue.clear()
             self.late.clear()
@@ -289,12 +292,13 @@ class LogWriter:
 class _Pending:
     """The writer thread's own account of what it has taken and not yet written."""
 
-    __slots__ = ("merged", "merged_late", "rows")
+    __slots__ = ("merged", "merged_late", "opened", "rows")
 
     def __init__(self) -> None:
         self.rows: list[bytes] = []  # to write, in the order they were taken
         self.merged = 0  # rows at the queue's head already in ``rows``
         self.merged_late = 0  # and at the head of the writer's ``late``
+        self.opened = 0  # and exchanges' first rows
 
     def take(self, writer: LogWriter) -> None:
         """Add the rows queued since the last look, and the late ends."""
@@ -305,6 +309,14 @@ class _Pending:
             late = list(writer.late)
             self.rows += late[self.merged_late :]
             self.merged_late = len(late)
+
+    def open(self, live: dict[Recorder, None]) -> None:
+        """The first rows of the answers streaming that have had none taken."""
+        for recorder in list(live):  # one step, while callers come and go
+            row = recorder.opening()
+            if row is not None:
+                self.rows.append(row)
+                self.opened += 1
 
     def snapshot(self, live: dict[Recorder, None]) -> bool:
         """At a beat: the text that streaming answers added; whether any still streams."""
@@ -320,7 +332,7 @@ class _Pending:
             writer.queue.popleft()
         for _ in range(self.merged_late):
             writer.late.popleft()
-        self.merged = self.merged_late = 0
+        self.merged = self.merged_late = self.opened = 0
         self.rows.clear()
 
 
