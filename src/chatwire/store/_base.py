@@ -140,7 +140,8 @@ class Store:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the records this process queued for this log (through this store or
-        another open on the same location) are written; whether they all were in time."""
+        another open on the same location), and the starts of its answers streaming, are
+        written; whether they all were in time."""
         from ._writer import writers_for
 
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -134,7 +134,8 @@ class LogWriter:
             self.watchers = max(0, self.watchers - 1)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every record queued so far is written; whether that happened in time."""
+        """Wait until every record queued so far, and every streaming answer's start, is
+        written; whether that happened in time."""
         with self._changed:
             done = self._thread is None and not self._waiting()
             if not done:
