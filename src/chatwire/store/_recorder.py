@@ -20,8 +20,8 @@ class Recorder:
     """One exchange on its way to the log: opened, snapshotted, ended exactly once.
 
     While it streams it is in the writer's ``live``: the writer thread
-    writes its row, ``open``, at its next look (``opening``), and its text
-    as it grows at each beat (``snapshot``). Its end is queued as the whole
+    writes its row, ``open``, at its next look, and its text as it grows at
+    each beat (``snapshot``). Its end is queued as the whole
     row, encoded on the caller's thread (``row_json``): the writer thread
     reads no answer's objects once it has ended, and those are freed here,
     when the answer is done with them, as they would be with no log.
@@ -129,21 +129,15 @@ class Recorder:
         """Whether the writer has taken its first row (or found it ended)."""
         return self._opened
 
-    def opening(self) -> bytes | None:
-        """If it streams still and no row of it was taken yet: its row, ``open``, with
-        the text so far."""
-        if self._opened:
-            return None
-        return self.snapshot(whatever_its_text=True)
-
-    def snapshot(self, whatever_its_text: bool = False) -> bytes | None:
-        """If it streams still and has text not yet written (or ``whatever_its_text``):
-        its row, ``open``, with the text so far (which then counts as written)."""
-        self._opened = True  # first: see its assignment in __init__
+    def snapshot(self, beating: bool) -> bytes | None:
+        """If it streams still, and no row of it was taken yet or (``beating``) it has
+        text not yet written: its row, ``open``, with the text so far (which then
+        counts as written)."""
+        first, self._opened = not self._opened, True  # first: see ``_opened`` in __init__
         if self._end is not None:
             return None
         count = len(self.pieces)
-        if count == self._flushed and not whatever_its_text:
+        if not first and not (beating and count > self._flushed):
             return None
         self._flushed = count
         return self._row(self._open("".join(self.pieces[:count])))

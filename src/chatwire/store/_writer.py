@@ -194,12 +194,12 @@ class LogWriter:
                 self._cycle += 1
                 cycle, stopping = self._cycle, self._stopping
             pending.take(self)
-            pending.open(self.live)
             now = time.monotonic()
             beating = now >= next_beat
+            streaming = pending.snapshot(self.live, beating)
             if beating:
                 next_beat = now + FLUSH_SECONDS
-                beating = pending.snapshot(self.live) or self.watchers > 0
+                beating = streaming or self.watchers > 0
             if (pending.rows and now >= retry_at) or beating:
                 try:
                     if self._write(pending, beating):
@@ -311,21 +311,16 @@ class _Pending:
             self.rows += late[self.merged_late :]
             self.merged_late = len(late)
 
-    def open(self, live: dict[Recorder, None]) -> None:
-        """The first rows of the answers streaming that have had none taken."""
-        for recorder in list(live):  # one step, while callers come and go
-            row = recorder.opening()
-            if row is not None:
-                self.rows.append(row)
-                self.opened += 1
-
-    def snapshot(self, live: dict[Recorder, None]) -> bool:
-        """At a beat: the text that streaming answers added; whether any still streams."""
+    def snapshot(self, live: dict[Recorder, None], beating: bool) -> bool:
+        """The first rows of the answers streaming that have had none taken and, at a
+        beat, the text the others added; whether any still streams."""
         streaming = list(live)  # one step, while callers come and go
         for recorder in streaming:
-            row = recorder.snapshot()
+            first = not recorder.opened
+            row = recorder.snapshot(beating)
             if row is not None:
                 self.rows.append(row)
+                self.opened += first
         return bool(streaming)
 
     def written(self, writer: LogWriter) -> None:
