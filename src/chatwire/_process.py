@@ -17,7 +17,7 @@ def pid() -> int:
 
 
 def random_hex(digits: int) -> str:
-    """``digits`` hex digits from the system's random source.
+    """``digits`` hex digits (at most 32) from the system's random source.
 
     The kernel is asked for 4 KiB at a time (asking it for each id cost a
     busy gateway more than the rest of the id), kept as pieces of 32 digits
@@ -25,10 +25,10 @@ def random_hex(digits: int) -> str:
     whole: with a lock of our own around a shared offset, an id took 0.28 us
     in a loop on an idle machine; this way 0.16.
     """
+    if digits > _PIECE:
+        raise ValueError(f"random_hex gives at most {_PIECE} digits, not {digits}")
     try:
-        if digits <= _PIECE:
-            return _pieces.pop()[:digits]
-        return "".join([_pieces.pop() for _ in range(-(-digits // _PIECE))])[:digits]
+        return _pieces.pop()[:digits]
     except IndexError:  # none left (two threads may both refill: neither reuses a digit)
         block = os.urandom(4096).hex()
         _pieces.extend([block[start : start + _PIECE] for start in range(0, len(block), _PIECE)])
@@ -42,7 +42,7 @@ def _forked() -> None:
     _pieces.clear()
 
 
-_PIECE = 32  # the longest id on a busy path: a response id
+_PIECE = 32  # the longest id asked for: a response's
 _pid = os.getpid()
 _pieces: list[str] = []
 os.register_at_fork(after_in_child=_forked)
