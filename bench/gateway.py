@@ -30,17 +30,26 @@ cluster, as the tests make it). Each of the three runs as ``--servers``
 servers alike: two processes of the same code, started the same way, can
 differ by 3% in throughput for as long as they live, so one server a side
 would leave a run to its luck. All of them run side by side and the load
-goes to one at a time, for ``--seconds`` each, in rounds: in each, the
-three configurations' first servers one after another, then their second
-ones, and so on, each time in another order. A pause before each turn lets
-the last one's log be written.
+goes to one at a time, in rounds: in each, the three configurations' first
+servers one after another, then their second ones, and so on, each time in
+another order. A turn counts the streams that end within ``--seconds``,
+after half a second of load and before a third of a second more: the log's
+writer is then at work throughout, as in a long run, neither idle at the
+start of the count nor writing its last batch after it. A pause before each
+turn lets the last one's log be written.
+
+The machines these benches run on slow down by a third or more for seconds
+at a time, with nothing else running (a thread spinning alone counted 40%
+fewer loops for one to three seconds, twice in forty). Short turns, side by
+side, put such a spell on a log's turn and on the turns with no log beside
+it alike, or on one of them only, where the median leaves it out.
 Reported: each round's streams per second (the mean of a configuration's
-servers), each server's median, and each log's against no log in the same
-round; the median of those ratios over ``--rounds`` rounds is the log's
-cost. The bar: under 5%.
+servers), each server's median, and for each log the ratio of each of its
+turns to the turn of the server with no log of the same round and place;
+the median of those ratios is the log's cost. The bar: under 5%.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
-     python bench/gateway.py --saturate [--clients 64] [--seconds 3] [--rounds 10] [--servers 3]
+     python bench/gateway.py --saturate [--clients 64] [--seconds 1] [--rounds 20] [--servers 3]
 """
 
 from __future__ import annotations
@@ -96,6 +105,10 @@ LEVEL_LIMIT_SECONDS = 600.0
 # The log's writer gathers a batch for 0.2 s under load, then writes it: a pause this
 # long before a --saturate turn keeps one server's last batch out of the next's turn.
 SETTLE_SECONDS = 0.5
+# Load before and after a --saturate turn's count: more than the writer's linger on
+# either side, so that it gathers and writes batches throughout the count.
+WARM_SECONDS = 0.5
+TAIL_SECONDS = 0.3
 BAR = 0.05  # the most of its throughput a saturated gateway may lose to the log
 LITELLM_KEY = "sk-bench"  # LiteLLM wants its master key to start with sk-
 LITELLM_CONFIG = """
@@ -323,9 +336,19 @@ def report(streams: int, tokens: int, results: dict[str, Result]) -> None:
     sys.stdout.flush()
 
 
-async def closed_loop(target: Target, clients: int, tokens: int, seconds: float) -> int:
-    """Streams completed (every token received) by ``clients`` looping for ``seconds``."""
-    deadline = time.perf_counter() + seconds
+async def closed_loop(
+    target: Target,
+    clients: int,
+    tokens: int,
+    seconds: float,
+    warm: float = 0.0,
+    tail: float = 0.0,
+) -> int:
+    """Streams completed (every token received) within ``seconds``, by ``clients``
+    looping from ``warm`` seconds before that span until ``tail`` seconds after it."""
+    opens = time.perf_counter() + warm
+    closes = opens + seconds
+    deadline = closes + tail
     done = 0
 
     async def client() -> None:
@@ -334,7 +357,8 @@ async def closed_loop(target: Target, clients: int, tokens: int, seconds: float)
             _, received = await one_stream(target.port, target.key, BODY, tokens, 0.0)
             if received != tokens:
                 raise RuntimeError(f"a stream ended after {received} of {tokens} tokens")
-            done += 1
+            if opens <= time.perf_counter() < closes:
+                done += 1
 
     await asyncio.gather(*(client() for _ in range(clients)))
     return done
@@ -375,12 +399,11 @@ def saturate(
 def saturated_rates(
     targets: dict[str, list[Target]], clients: int, tokens: int, seconds: float, rounds: int
 ) -> dict[str, list[list[float]]]:
-    """Each server's streams per second, kept busy for ``seconds`` a turn: for each
+    """Each server's streams per second, counted for ``seconds`` a turn: for each
     configuration, a list a round of its servers' rates.
 
-    Turns a few seconds apart, rather than whole runs a minute apart, put the
-    shared machine's slow and fast spells, which move a run by 5%, on both
-    sides of a round's ratios alike.
+    Turns seconds apart, rather than whole runs a minute apart, put the shared
+    machine's slow and fast spells on the turns compared alike.
     """
     names = list(targets)
     for started in targets.values():
@@ -397,7 +420,11 @@ def saturated_rates(
             start = (turn + index) % len(names)
             for name in names[start:] + names[:start]:
                 time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
-                done = asyncio.run(closed_loop(server_of[name], clients, tokens, seconds))
+                done = asyncio.run(
+                    closed_loop(
+                        server_of[name], clients, tokens, seconds, WARM_SECONDS, TAIL_SECONDS
+                    )
+                )
                 this_round[name].append(done / seconds)
         for name in names:
             rates[name].append(this_round[name])
@@ -424,28 +451,35 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
 
 
 def report_saturated(workers: int, rates: dict[str, list[list[float]]]) -> None:
-    """Each log against no log, round by round (the mean of each's servers), and
-    the median of those ratios: one odd turn, on either side, does not decide.
-    The interval says whether the run's rounds agree enough to tell the bar
+    """Each log against no log, turn by turn (each server's turn against that of the
+    server with no log of the same round and place, which ran beside it), and the
+    median of those ratios: a turn a slow spell caught, on either side, does not
+    decide. The interval says whether the run's turns agree enough to tell the bar
     met from missed; each server's median says how far apart servers alike fell."""
     costs, verdicts = [], []
-    means = {name: [statistics.fmean(each) for each in rounds] for name, rounds in rates.items()}
-    for name, per_round in means.items():
-        each = " ".join(f"{rate:5.0f}" for rate in per_round)
-        by_server = zip(*rates[name], strict=True)
-        servers = " ".join(f"{statistics.median(rates_of):.0f}" for rates_of in by_server)
+    for name, per_round in rates.items():
+        each = " ".join(f"{statistics.fmean(servers):5.0f}" for servers in per_round)
+        by_server = zip(*per_round, strict=True)
+        medians = " ".join(f"{statistics.median(rates_of):.0f}" for rates_of in by_server)
         line = (
             f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s "
-            f"(servers' medians {servers})"
+            f"(servers' medians {medians})"
         )
         if name != "off":
-            ratios = [rate / off for rate, off in zip(per_round, means["off"], strict=True)]
+            ratios = [
+                rate / off
+                for servers, offs in zip(per_round, rates["off"], strict=True)
+                for rate, off in zip(servers, offs, strict=True)
+            ]
             median = statistics.median(ratios)
             low, high = median_interval(ratios)
             costs.append(1 - median)
             missed = 1 - high >= BAR
             verdicts.append("met" if 1 - low < BAR else "missed" if missed else "undecided")
-            line += f" ({median:.3f}x no log, median of rounds; 95% in {low:.3f}x-{high:.3f}x)"
+            line += (
+                f" ({median:.3f}x no log, median of {len(ratios)} turns; "
+                f"95% in {low:.3f}x-{high:.3f}x)"
+            )
         print(line)
     verdict = (
         "met" if set(verdicts) == {"met"} else "missed" if "missed" in verdicts else "undecided"
@@ -475,9 +509,9 @@ def main() -> None:
     parser.add_argument("--saturate", action="store_true", help="measure the log's cost")
     parser.add_argument("--clients", type=int, default=64, help="with --saturate")
     parser.add_argument(
-        "--seconds", type=float, default=3.0, help="with --saturate: the length of a turn"
+        "--seconds", type=float, default=1.0, help="with --saturate: a turn's count, in seconds"
     )
-    parser.add_argument("--rounds", type=int, default=10, help="with --saturate: turns of each")
+    parser.add_argument("--rounds", type=int, default=20, help="with --saturate: turns of each")
     parser.add_argument(
         "--servers", type=int, default=3, help="with --saturate: servers of each configuration"
     )
