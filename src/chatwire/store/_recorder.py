@@ -21,10 +21,10 @@ class Recorder:
 
     While it streams it is in the writer's ``live``: the writer thread
     writes its row, ``open``, at its next look, and its text as it grows at
-    each beat (``snapshot``). Its end is queued as the whole
-    row, encoded on the caller's thread (``row_json``): the writer thread
-    reads no answer's objects once it has ended, and those are freed here,
-    when the answer is done with them, as they would be with no log.
+    each beat (``snapshot``). Its end is queued as the whole row, encoded on
+    the caller's thread (``row_json``): the writer thread reads no answer's
+    objects once it has ended, and those are freed here, when the answer is
+    done with them, as they would be with no log.
 
     An answer that ends before the writer's next look (most, on a busy
     gateway: the writer lets a batch gather for a fifth of a second) is
