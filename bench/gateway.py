@@ -26,36 +26,39 @@ With ``--saturate``, the log's cost instead: a closed loop of clients (each
 starting its next stream as soon as the last ended, the upstream sending its
 tokens without pause) keeps ``chatwire serve`` busy, with ``--workers 1``
 and ``--workers 2``, its log off, in SQLite and in PostgreSQL (a throwaway
-cluster, as the tests make it). Each of the three runs as ``--servers``
-servers alike: two processes of the same code, started the same way, can
-differ by 3% in throughput for as long as they live, so one server a side
-would leave a run to its luck. All of them run side by side and the load
-goes to one at a time, in rounds: in each, the three configurations' first
-servers one after another, then their second ones, and so on, each time in
-another order. A turn counts the streams that end within ``--seconds``,
-after half a second of load and before a third of a second more: the log's
-writer is then at work throughout, as in a long run, neither idle at the
-start of the count nor writing its last batch after it. A pause before each
-turn lets the last one's log be written.
+cluster, as the tests make it). It runs in rounds. Each starts a new server
+of each configuration (and a new upstream), warms them, puts the load on one at a time,
+``--turns`` times each in an order that changes from turn to turn and round
+to round, and stops them; each configuration's log is kept from round to
+round, growing as a long-lived server's does. New servers each round,
+because a process keeps its speed for life (two of the same code, started
+the same way, can differ by several percent for as long as they live):
+servers kept for a whole run would tip every round the same way. A turn
+counts the streams that end within ``--seconds``, after half a second of
+load and before a third of a second more: the log's writer is then at work
+throughout, neither idle at the start of the count nor writing its last
+batch after it. A pause before each turn lets the last one's log be written.
 
 The machines these benches run on slow down by a third or more for seconds
 at a time, with nothing else running (a thread spinning alone counted 40%
 fewer loops for one to three seconds, twice in forty). Short turns, side by
-side, put such a spell on a log's turn and on the turns with no log beside
+side, put such a spell on a log's turn and on the turn with no log beside
 it alike, or on one of them only, where the median leaves it out.
-Reported: each round's streams per second (the mean of a configuration's
-servers), each server's median, and for each log the ratio of each of its
-turns to the turn of the server with no log of the same round and place;
-the median of those ratios is the log's cost. The bar: under 5%.
+Reported: each round's streams per second (the mean of its turns) and, for
+each log, a ratio a round: the median of its turns' ratios to the no-log
+turns of the same place. The median of the rounds' ratios is the log's
+cost, with an interval that says whether the rounds can tell the bar met
+from missed. The bar: under 5%.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
-     python bench/gateway.py --saturate [--clients 64] [--seconds 1] [--rounds 20] [--servers 3]
+     python bench/gateway.py --saturate [--clients 64] [--seconds 1] [--rounds 24] [--turns 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import os
@@ -105,6 +108,9 @@ LEVEL_LIMIT_SECONDS = 600.0
 # The log's writer gathers a batch for 0.2 s under load, then writes it: a pause this
 # long before a --saturate turn keeps one server's last batch out of the next's turn.
 SETTLE_SECONDS = 0.5
+# A new --saturate server's load before its first turn: its imports done, its pool of
+# upstream connections full.
+WARM_UP_SECONDS = 1.5
 # Load before and after a --saturate turn's count: more than the writer's linger on
 # either side, so that it gathers and writes batches throughout the count.
 WARM_SECONDS = 0.5
@@ -364,68 +370,67 @@ async def closed_loop(
     return done
 
 
-def saturate(
-    clients: int, tokens: int, seconds: float, rounds: int, servers: int, home: str
-) -> None:
-    upstream_port = free_port()
-    upstream = start_upstream(upstream_port, tokens, 0.0)
-    try:
-        wait_for_port(upstream_port, upstream)
-        with postgres_databases() as new_postgres:
-            for workers in (1, 2):
-                # Each server its own log: the default SQLite file in a new home, or a
-                # new PostgreSQL database.
-                logs: dict[str, Callable[[], str | None]] = {
-                    "off": lambda: None, "sqlite": lambda: "", "postgresql": new_postgres
-                }  # fmt: skip
-                targets: dict[str, list[Target]] = {name: [] for name in logs}
-                try:
-                    for name, log in logs.items():
-                        for _ in range(servers):
-                            server_home = tempfile.mkdtemp(dir=home)
-                            target = start_chatwire(upstream_port, server_home, workers, log())
-                            targets[name].append(target)
-                    report_saturated(
-                        workers, saturated_rates(targets, clients, tokens, seconds, rounds)
-                    )
-                finally:
-                    for started in targets.values():
-                        for target in started:
-                            stop(target.process)
-    finally:
-        stop(upstream)
+def saturate(clients: int, tokens: int, seconds: float, rounds: int, turns: int, home: str) -> None:
+    with postgres_databases() as new_postgres:
+        for workers in (1, 2):
+            # A log for each configuration, kept from round to round as a long-lived
+            # server's would be: the default SQLite file in its home, or a database.
+            logs = {"off": None, "sqlite": "", "postgresql": new_postgres()}
+            starters = {
+                name: functools.partial(
+                    start_chatwire, home=tempfile.mkdtemp(dir=home), workers=workers, database=log
+                )
+                for name, log in logs.items()
+            }
+            rates = saturated_rates(starters, clients, tokens, seconds, rounds, turns)
+            report_saturated(workers, rates)
 
 
 def saturated_rates(
-    targets: dict[str, list[Target]], clients: int, tokens: int, seconds: float, rounds: int
+    starters: dict[str, Callable[[int], Target]],
+    clients: int,
+    tokens: int,
+    seconds: float,
+    rounds: int,
+    turns: int,
 ) -> dict[str, list[list[float]]]:
-    """Each server's streams per second, counted for ``seconds`` a turn: for each
-    configuration, a list a round of its servers' rates.
+    """Streams per second, counted for ``seconds`` a turn: for each configuration, a
+    list a round of its turns' rates. ``starters`` start a server of each, given the
+    upstream's port.
 
-    Turns seconds apart, rather than whole runs a minute apart, put the shared
-    machine's slow and fast spells on the turns compared alike.
+    Each round starts a new upstream and a new server of each configuration,
+    and stops them at its end: a process keeps its speed for life, and new ones
+    each round make that one more thing the rounds average, never a lean every
+    round shares. Within a round, turns seconds apart put the machine's slow
+    and fast spells on the configurations alike.
     """
-    names = list(targets)
-    for started in targets.values():
-        for target in started:
-            wait_for_port(target.port, target.process, within=180)
-            asyncio.run(closed_loop(target, clients, tokens, 2.0))  # warm
+    names = list(starters)
     rates: dict[str, list[list[float]]] = {name: [] for name in names}
-    for turn in range(rounds):
-        this_round: dict[str, list[float]] = {name: [] for name in names}
-        # The configurations' servers of one index one after the other, seconds apart,
-        # each time in another order, so that no configuration always runs first.
-        for index, alike in enumerate(zip(*targets.values(), strict=True)):
-            server_of = dict(zip(names, alike, strict=True))
-            start = (turn + index) % len(names)
-            for name in names[start:] + names[:start]:
-                time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
-                done = asyncio.run(
-                    closed_loop(
-                        server_of[name], clients, tokens, seconds, WARM_SECONDS, TAIL_SECONDS
+    for number in range(rounds):
+        upstream_port = free_port()
+        upstream = start_upstream(upstream_port, tokens, 0.0)
+        servers: dict[str, Target] = {}
+        try:
+            wait_for_port(upstream_port, upstream)
+            for name in names:
+                servers[name] = starters[name](upstream_port)
+            for server in servers.values():
+                wait_for_port(server.port, server.process, within=180)
+                asyncio.run(closed_loop(server, clients, tokens, WARM_UP_SECONDS))
+            this_round: dict[str, list[float]] = {name: [] for name in names}
+            # Each time in another order, so that no configuration always runs first.
+            for index in range(turns):
+                start = (number + index) % len(names)
+                for name in names[start:] + names[:start]:
+                    time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
+                    done = asyncio.run(
+                        closed_loop(
+                            servers[name], clients, tokens, seconds, WARM_SECONDS, TAIL_SECONDS
+                        )
                     )
-                )
-                this_round[name].append(done / seconds)
+                    this_round[name].append(done / seconds)
+        finally:
+            stop(*(server.process for server in servers.values()), upstream)
         for name in names:
             rates[name].append(this_round[name])
     return rates
@@ -451,25 +456,20 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
 
 
 def report_saturated(workers: int, rates: dict[str, list[list[float]]]) -> None:
-    """Each log against no log, turn by turn (each server's turn against that of the
-    server with no log of the same round and place, which ran beside it), and the
-    median of those ratios: a turn a slow spell caught, on either side, does not
-    decide. The interval says whether the run's turns agree enough to tell the bar
-    met from missed; each server's median says how far apart servers alike fell."""
+    """Each log against no log, round by round: a round's ratio is the median of its
+    turns' (each log turn against the no-log turn of the same place in the round,
+    which ran beside it), and the log's cost is the median of the rounds' ratios. A
+    turn a slow spell caught, on either side, does not decide; nor does one
+    round's servers. The interval says whether the rounds agree enough to tell the
+    bar met from missed."""
     costs, verdicts = [], []
     for name, per_round in rates.items():
-        each = " ".join(f"{statistics.fmean(servers):5.0f}" for servers in per_round)
-        by_server = zip(*per_round, strict=True)
-        medians = " ".join(f"{statistics.median(rates_of):.0f}" for rates_of in by_server)
-        line = (
-            f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s "
-            f"(servers' medians {medians})"
-        )
+        each = " ".join(f"{statistics.fmean(turns):5.0f}" for turns in per_round)
+        line = f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s"
         if name != "off":
             ratios = [
-                rate / off
-                for servers, offs in zip(per_round, rates["off"], strict=True)
-                for rate, off in zip(servers, offs, strict=True)
+                statistics.median(rate / off for rate, off in zip(turns, offs, strict=True))
+                for turns, offs in zip(per_round, rates["off"], strict=True)
             ]
             median = statistics.median(ratios)
             low, high = median_interval(ratios)
@@ -477,7 +477,7 @@ def report_saturated(workers: int, rates: dict[str, list[list[float]]]) -> None:
             missed = 1 - high >= BAR
             verdicts.append("met" if 1 - low < BAR else "missed" if missed else "undecided")
             line += (
-                f" ({median:.3f}x no log, median of {len(ratios)} turns; "
+                f" ({median:.3f}x no log, median of {len(ratios)} rounds; "
                 f"95% in {low:.3f}x-{high:.3f}x)"
             )
         print(line)
@@ -511,9 +511,11 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=1.0, help="with --saturate: a turn's count, in seconds"
     )
-    parser.add_argument("--rounds", type=int, default=20, help="with --saturate: turns of each")
     parser.add_argument(
-        "--servers", type=int, default=3, help="with --saturate: servers of each configuration"
+        "--rounds", type=int, default=24, help="with --saturate: rounds, each with new servers"
+    )
+    parser.add_argument(
+        "--turns", type=int, default=3, help="with --saturate: turns of each server a round"
     )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -522,7 +524,7 @@ def main() -> None:
     # A scratch home for the gateways' files, never the user's.
     home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
     if args.saturate:
-        saturate(args.clients, args.tokens, args.seconds, args.rounds, args.servers, home.name)
+        saturate(args.clients, args.tokens, args.seconds, args.rounds, args.turns, home.name)
         home.cleanup()
         return
     levels = [(streams, 0.1 if streams >= 1000 else 0.05) for streams in args.streams]
