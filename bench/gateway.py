@@ -27,16 +27,16 @@ starting its next stream as soon as the last ended, the upstream sending its
 tokens without pause) keeps ``chatwire serve`` busy, with ``--workers 1``
 and ``--workers 2``, its log off, in SQLite and in PostgreSQL (a throwaway
 cluster, as the tests make it). It runs in rounds. Each starts a new server
-of each configuration (and a new upstream), warms them, puts the load on one at a time,
-``--turns`` times each in an order that changes from turn to turn and round
-to round, and stops them; each configuration's log is kept from round to
-round, growing as a long-lived server's does. New servers each round,
-because a process keeps its speed for life (two of the same code, started
-the same way, can differ by several percent for as long as they live):
-servers kept for a whole run would tip every round the same way. A turn
-counts the streams that end within ``--seconds``, after half a second of
-load and before a third of a second more: the log's writer is then at work
-throughout, neither idle at the start of the count nor writing its last
+of each configuration (and a new upstream), warms them, puts the load on one
+at a time, ``--turns`` times each in an order that changes from turn to turn
+and round to round, and stops them; each configuration's log is kept from
+round to round, growing as a long-lived server's does. New servers each
+round, because a process keeps its speed for life (two of the same code,
+started the same way, can differ by several percent for as long as they
+live): servers kept for a whole run would tip every round the same way. A
+turn counts the streams that end within ``--seconds``, after half a second
+of load and before a third of a second more: the log's writer is then at
+work throughout, neither idle at the start of the count nor writing its last
 batch after it. A pause before each turn lets the last one's log be written.
 
 The machines these benches run on slow down by a third or more for seconds
@@ -48,10 +48,13 @@ Reported: each round's streams per second (the mean of its turns) and, for
 each log, a ratio a round: the median of its turns' ratios to the no-log
 turns of the same place. The median of the rounds' ratios is the log's
 cost, with an interval that says whether the rounds can tell the bar met
-from missed. The bar: under 5%.
+from missed. The bar: under 5%. ``--control`` adds a second configuration
+with no log, reported as a log is: its ratio to the first shows how far
+from 1.000x a run strays with nothing to find.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
      python bench/gateway.py --saturate [--clients 64] [--seconds 1] [--rounds 24] [--turns 3]
+                                     [--control]
 """
 
 from __future__ import annotations
@@ -116,6 +119,9 @@ WARM_UP_SECONDS = 1.5
 WARM_SECONDS = 0.5
 TAIL_SECONDS = 0.3
 BAR = 0.05  # the most of its throughput a saturated gateway may lose to the log
+# --saturate --control's second configuration with no log: its ratio to the first is
+# what the run can tell from nothing.
+CONTROL = "off again"
 LITELLM_KEY = "sk-bench"  # LiteLLM wants its master key to start with sk-
 LITELLM_CONFIG = """
 model_list:
@@ -370,12 +376,17 @@ async def closed_loop(
     return done
 
 
-def saturate(clients: int, tokens: int, seconds: float, rounds: int, turns: int, home: str) -> None:
+def saturate(
+    clients: int, tokens: int, seconds: float, rounds: int, turns: int, control: bool, home: str
+) -> None:
     with postgres_databases() as new_postgres:
         for workers in (1, 2):
             # A log for each configuration, kept from round to round as a long-lived
             # server's would be: the default SQLite file in its home, or a database.
-            logs = {"off": None, "sqlite": "", "postgresql": new_postgres()}
+            logs: dict[str, str | None] = {"off": None}
+            if control:
+                logs[CONTROL] = None
+            logs |= {"sqlite": "", "postgresql": new_postgres()}
             starters = {
                 name: functools.partial(
                     start_chatwire, home=tempfile.mkdtemp(dir=home), workers=workers, database=log
@@ -436,11 +447,13 @@ def saturated_rates(
     return rates
 
 
-def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
     """An interval that holds the median of what ``values`` sample with ``confidence``,
     assuming nothing of their distribution: the ``k``-th value from either end, for
     the largest ``k`` at which fewer than ``k`` values fall below the median with a
-    chance of at most half of ``1 - confidence`` (the count is binomial, n and 1/2)."""
+    chance of at most half of ``1 - confidence`` (the count is binomial, n and 1/2).
+    ``None`` when there are too few values for any interval to reach ``confidence``
+    (fewer than six for 95%)."""
     ordered = sorted(values)
     count = len(ordered)
     k, tail = 0, 0.0
@@ -450,8 +463,8 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
             break
         tail += chance
         k += 1
-    if k == 0:  # too few values for the confidence: the whole range
-        return ordered[0], ordered[-1]
+    if k == 0:
+        return None
     return ordered[k - 1], ordered[count - k]
 
 
@@ -466,20 +479,27 @@ def report_saturated(workers: int, rates: dict[str, list[list[float]]]) -> None:
     for name, per_round in rates.items():
         each = " ".join(f"{statistics.fmean(turns):5.0f}" for turns in per_round)
         line = f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s"
-        if name != "off":
+        if name != "off":  # a log, or the control
             ratios = [
                 statistics.median(rate / off for rate, off in zip(turns, offs, strict=True))
                 for turns, offs in zip(per_round, rates["off"], strict=True)
             ]
             median = statistics.median(ratios)
-            low, high = median_interval(ratios)
-            costs.append(1 - median)
-            missed = 1 - high >= BAR
-            verdicts.append("met" if 1 - low < BAR else "missed" if missed else "undecided")
-            line += (
-                f" ({median:.3f}x no log, median of {len(ratios)} rounds; "
-                f"95% in {low:.3f}x-{high:.3f}x)"
-            )
+            interval = median_interval(ratios)
+            decided = "undecided"
+            if interval is None:
+                said = "too few for a 95% interval"
+            else:
+                low, high = interval
+                said = f"95% in {low:.3f}x-{high:.3f}x"
+                if 1 - low < BAR:
+                    decided = "met"
+                elif 1 - high >= BAR:
+                    decided = "missed"
+            if name != CONTROL:
+                costs.append(1 - median)
+                verdicts.append(decided)
+            line += f" ({median:.3f}x no log, median of {len(ratios)} rounds; {said})"
         print(line)
     verdict = (
         "met" if set(verdicts) == {"met"} else "missed" if "missed" in verdicts else "undecided"
@@ -517,6 +537,10 @@ def main() -> None:
     parser.add_argument(
         "--turns", type=int, default=3, help="with --saturate: turns of each server a round"
     )
+    parser.add_argument(
+        "--control", action="store_true",
+        help=f"with --saturate: a second configuration with no log, as '{CONTROL}'",
+    )  # fmt: skip
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -524,7 +548,10 @@ def main() -> None:
     # A scratch home for the gateways' files, never the user's.
     home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
     if args.saturate:
-        saturate(args.clients, args.tokens, args.seconds, args.rounds, args.turns, home.name)
+        saturate(
+            args.clients, args.tokens, args.seconds, args.rounds, args.turns, args.control,
+            home.name,
+        )  # fmt: skip
         home.cleanup()
         return
     levels = [(streams, 0.1 if streams >= 1000 else 0.05) for streams in args.streams]
