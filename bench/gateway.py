@@ -43,7 +43,9 @@ The machines these benches run on slow down by a third or more for seconds
 at a time, with nothing else running (a thread spinning alone counted 40%
 fewer loops for one to three seconds, twice in forty). Short turns, side by
 side, put such a spell on a log's turn and on the turn with no log beside
-it alike, or on one of them only, where the median leaves it out.
+it alike, or on one of them only, where the median leaves it out. The load
+runs on uvloop: a load that takes less of the machine leaves more of it to
+the servers, and to a log's writer.
 Reported: each round's streams per second (the mean of its turns) and, for
 each log, a ratio a round: the median of its turns' ratios to the no-log
 turns of the same place. The median of the rounds' ratios is the log's
@@ -415,6 +417,8 @@ def saturated_rates(
     round shares. Within a round, turns seconds apart put the machine's slow
     and fast spells on the configurations alike.
     """
+    import uvloop  # the load's own loop: the lighter it is, the more of the machine is the server's
+
     names = list(starters)
     rates: dict[str, list[list[float]]] = {name: [] for name in names}
     for number in range(rounds):
@@ -427,14 +431,14 @@ def saturated_rates(
                 servers[name] = starters[name](upstream_port)
             for server in servers.values():
                 wait_for_port(server.port, server.process, within=180)
-                asyncio.run(closed_loop(server, clients, tokens, WARM_UP_SECONDS))
+                uvloop.run(closed_loop(server, clients, tokens, WARM_UP_SECONDS))
             this_round: dict[str, list[float]] = {name: [] for name in names}
             # Each time in another order, so that no configuration always runs first.
             for index in range(turns):
                 start = (number + index) % len(names)
                 for name in names[start:] + names[:start]:
                     time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
-                    done = asyncio.run(
+                    done = uvloop.run(
                         closed_loop(
                             servers[name], clients, tokens, seconds, WARM_SECONDS, TAIL_SECONDS
                         )
