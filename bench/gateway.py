@@ -444,6 +444,8 @@ def saturated_rates(
                             servers[name], clients, tokens, seconds, WARM_SECONDS, TAIL_SECONDS
                         )
                     )
+                    if not done:  # a ratio to nothing: the server stalled
+                        raise RuntimeError(f"{name}: no stream ended in a {seconds} s turn")
                     this_round[name].append(done / seconds)
         finally:
             stop(*(server.process for server in servers.values()), upstream)
