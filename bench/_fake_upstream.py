@@ -3,11 +3,13 @@
 Raw asyncio, one process, loopback only. Every POST is answered with a
 ``chat.completion.chunk`` stream: a role chunk, ``--tokens`` content chunks
 each ``--interval`` seconds apart (each token's text is ``@@ `` so a client
-can count tokens by scanning bytes), a finish chunk and ``[DONE]``. Like real
+can count tokens by scanning bytes; with ``--words``, ``@@ `` and a word, so
+that a log's full-text index has as many words to index as the answer has
+tokens), a finish chunk and ``[DONE]``. Like real
 servers it keeps the connection open for the next request unless the client
 asks it to close. It exits after ``--lifetime`` seconds whatever happens.
 
-Run: python bench/_fake_upstream.py PORT [--tokens 40] [--interval 0.05]
+Run: python bench/_fake_upstream.py PORT [--tokens 40] [--interval 0.05] [--words]
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import json
 import resource
 
 TOKEN = "@@ "
+# With --words: a vocabulary of made-up words, one a token in turn; a full-text index
+# reads "@" as a separator, so "@@" itself is no word to it.
+VOCABULARY = [f"w{number:x}" for number in range(997)]
 
 
 def _chunk(data: bytes) -> bytes:
@@ -36,7 +41,11 @@ HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding
 
 
 async def _answer(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tokens: int, interval: float
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tokens: int,
+    interval: float,
+    contents: list[bytes],
 ) -> None:
     try:
         keep_alive = True
@@ -54,10 +63,9 @@ async def _answer(
             connection = b"keep-alive" if keep_alive else b"close"
             writer.write(HEAD + b"connection: " + connection + b"\r\n\r\n")
             writer.write(_event({"role": "assistant", "content": ""}))
-            content = _event({"content": TOKEN})
-            for _ in range(tokens):
+            for index in range(tokens):
                 await asyncio.sleep(interval)
-                writer.write(content)
+                writer.write(contents[index % len(contents)])
                 await writer.drain()
             writer.write(_event({}, "stop") + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
             await writer.drain()
@@ -67,9 +75,11 @@ async def _answer(
         writer.close()
 
 
-async def serve(port: int, tokens: int, interval: float, lifetime: float) -> None:
+async def serve(port: int, tokens: int, interval: float, lifetime: float, words: bool) -> None:
+    texts = [TOKEN + word + " " for word in VOCABULARY] if words else [TOKEN]
+    contents = [_event({"content": text}) for text in texts]
     server = await asyncio.start_server(
-        lambda r, w: _answer(r, w, tokens, interval), "127.0.0.1", port, backlog=4096
+        lambda r, w: _answer(r, w, tokens, interval, contents), "127.0.0.1", port, backlog=4096
     )
     async with server:
         await asyncio.sleep(lifetime)
@@ -81,6 +91,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--lifetime", type=float, default=600.0)
+    parser.add_argument("--words", action="store_true", help="a word after each token's @@")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -90,7 +101,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(args.port, args.tokens, args.interval, args.lifetime))
+    asyncio.run(serve(args.port, args.tokens, args.interval, args.lifetime, args.words))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ run strays with nothing to find.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
      python bench/gateway.py --saturate [--clients 64] [--seconds 1] [--rounds 24] [--turns 3]
-                                     [--control]
+                                     [--control] [--tokens 20] [--words]
 """
 
 from __future__ import annotations
@@ -238,11 +238,15 @@ def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
-def start_upstream(port: int, tokens: int, interval: float) -> subprocess.Popen[bytes]:
-    """The fake upstream on ``port``: ``tokens`` tokens an answer, ``interval`` s apart."""
+def start_upstream(
+    port: int, tokens: int, interval: float, words: bool = False
+) -> subprocess.Popen[bytes]:
+    """The fake upstream on ``port``: ``tokens`` tokens an answer, ``interval`` s apart,
+    each with a word of its own if ``words``."""
     return start([
         sys.executable, str(BENCH / "_fake_upstream.py"), str(port),
         "--tokens", str(tokens), "--interval", str(interval), "--lifetime", "1800",
+        *(["--words"] if words else []),
     ])  # fmt: skip
 
 
@@ -380,7 +384,14 @@ async def closed_loop(
 
 
 def saturate(
-    clients: int, tokens: int, seconds: float, rounds: int, turns: int, control: bool, home: str
+    clients: int,
+    tokens: int,
+    words: bool,
+    seconds: float,
+    rounds: int,
+    turns: int,
+    control: bool,
+    home: str,
 ) -> None:
     with postgres_databases() as new_postgres:
         for workers in (1, 2):
@@ -396,7 +407,7 @@ def saturate(
                 )
                 for name, log in logs.items()
             }
-            rates = saturated_rates(starters, clients, tokens, seconds, rounds, turns)
+            rates = saturated_rates(starters, clients, tokens, seconds, rounds, turns, words)
             report_saturated(workers, rates)
 
 
@@ -407,10 +418,11 @@ def saturated_rates(
     seconds: float,
     rounds: int,
     turns: int,
+    words: bool = False,
 ) -> dict[str, list[list[float]]]:
     """Streams per second, counted for ``seconds`` a turn: for each configuration, a
     list a round of its turns' rates. ``starters`` start a server of each, given the
-    upstream's port.
+    upstream's port; the upstream's tokens carry words if ``words``.
 
     Each round starts a new upstream and a new server of each configuration,
     and stops them at its end: a process keeps its speed for life, and new ones
@@ -424,7 +436,7 @@ def saturated_rates(
     rates: dict[str, list[list[float]]] = {name: [] for name in names}
     for number in range(rounds):
         upstream_port = free_port()
-        upstream = start_upstream(upstream_port, tokens, 0.0)
+        upstream = start_upstream(upstream_port, tokens, 0.0, words)
         servers: dict[str, Target] = {}
         try:
             wait_for_port(upstream_port, upstream)
@@ -548,6 +560,10 @@ def main() -> None:
     parser.add_argument("--saturate", action="store_true", help="measure the log's cost")
     parser.add_argument("--clients", type=int, default=64, help="with --saturate")
     parser.add_argument(
+        "--words", action="store_true",
+        help="with --saturate: a word in every token, for the log's full-text index",
+    )  # fmt: skip
+    parser.add_argument(
         "--seconds", type=float, default=1.0, help="with --saturate: a turn's count, in seconds"
     )
     parser.add_argument(
@@ -568,8 +584,8 @@ def main() -> None:
     home = tempfile.TemporaryDirectory(prefix="chatwire-bench-")
     if args.saturate:
         saturate(
-            args.clients, args.tokens, args.seconds, args.rounds, args.turns, args.control,
-            home.name,
+            args.clients, args.tokens, args.words, args.seconds, args.rounds, args.turns,
+            args.control, home.name,
         )  # fmt: skip
         home.cleanup()
         return
