@@ -476,6 +476,27 @@ def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(store: Store) -> No
     ]  # fmt: skip
 
 
+def test_a_batch_ends_rows_already_written_beside_new_ones(store: Store) -> None:
+    # PostgreSQL updates the rows a batch finds and inserts the rest: one batch ends an
+    # answer written open before, brings a late snapshot of one that ended, and a new one.
+    def state(status: str, text: str, key: str) -> Exchange:
+        return Exchange("mixed", "p", "m", USER, response=text, status=status, key=key)
+
+    store.write([state("open", "the whales", "k-a"), state("complete", "krill", "k-b")], "r")
+    store.write([
+        state("complete", "the whales sing", "k-a"), state("open", "kr", "k-b"),
+        state("complete", "plankton", "k-c"),
+    ], "r")  # fmt: skip
+    logged = sorted(store.conversation("mixed"), key=lambda e: e.id or 0)
+    assert [(e.key, e.status, e.response) for e in logged] == [
+        ("k-a", "complete", "the whales sing"), ("k-b", "complete", "krill"),
+        ("k-c", "complete", "plankton"),
+    ]  # fmt: skip
+    assert [e.key for e in store.search("whales sing")] == ["k-a"]
+    assert [e.key for e in store.search("krill")] == ["k-b"]
+    assert [e.key for e in store.search("plankton")] == ["k-c"]
+
+
 @pytest.mark.usefixtures("both_sqlite_ways")
 def test_sqlite_keeps_each_value_its_type(tmp_path: Path) -> None:
     # Rows reach SQLite as JSON: NULLs stay NULL, numbers numbers, read or bound.

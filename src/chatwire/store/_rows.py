@@ -8,8 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "abandon_stale", "batch_text",
-    "exchange_from", "json_text", "latest_rows", "row", "row_json", "row_of", "upsert_batch",
-    "without_surrogates",
+    "exchange_from", "json_text", "keeps_end", "latest_rows", "row", "row_json", "row_of",
+    "set_later", "upsert_batch", "without_surrogates",
 ]  # fmt: skip
 
 import json
@@ -34,6 +34,24 @@ WRITTEN = (
 )  # fmt: skip
 
 
+# What an exchange's later row changes; where and when it began, and what was asked, stay.
+_LATER = (
+    "provider", "model", "response", "status", "error", "first_token_seconds", "total_seconds",
+    "prompt_tokens", "completion_tokens", "tool_calls",
+)  # fmt: skip
+
+
+def set_later(source: str) -> str:
+    """The SET list that gives a row what its exchange's later row in ``source`` says."""
+    return ", ".join(f"{column} = {source}.{column}" for column in _LATER)
+
+
+def keeps_end(source: str) -> str:
+    """When a later row in ``source`` may update a row: a snapshot of a streaming
+    answer (``open``) never overwrites how it ended."""
+    return f"exchanges.status = 'open' OR {source}.status <> 'open'"
+
+
 def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
     """The one statement that upserts a whole batch, by key.
 
@@ -43,17 +61,11 @@ def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
     thread the lock and back once a row, stalling the event loop each time.
     ``rows`` is the backend's table of the batch's rows (its parameters come
     after the replica's); ``value_of(index, column)`` reads one value of a row.
-    A snapshot of a streaming answer (``open``) never overwrites how it ended.
     """
     values = ", ".join(value_of(index, column) for index, column in enumerate(WRITTEN))
     return (
         f"INSERT INTO exchanges ({', '.join(WRITTEN)}, replica) SELECT {values}, ? FROM {rows} "
-        "ON CONFLICT (key) DO UPDATE SET provider = excluded.provider, "
-        "model = excluded.model, response = excluded.response, status = excluded.status, "
-        "error = excluded.error, first_token_seconds = excluded.first_token_seconds, "
-        "total_seconds = excluded.total_seconds, prompt_tokens = excluded.prompt_tokens, "
-        "completion_tokens = excluded.completion_tokens, tool_calls = excluded.tool_calls "
-        "WHERE exchanges.status = 'open' OR excluded.status <> 'open'"
+        f"ON CONFLICT (key) DO UPDATE SET {set_later('excluded')} WHERE {keeps_end('excluded')}"
     )
 
 
