@@ -19,7 +19,8 @@ import pytest
 
 import chatwire
 from chatwire.store import Exchange, Recorder, Store, new_conversation_id
-from chatwire.store._sqlite import _MIGRATIONS, SCHEMA_VERSION, _statements, _upsert
+from chatwire.store._sqlite import _upsert
+from chatwire.store._sqlite_schema import MIGRATIONS, SCHEMA_VERSION, statements
 from tests.servers import ThreadedServer, refused_url, wait_until
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
@@ -213,7 +214,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
 def test_a_log_of_the_first_schema_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as connection:
-        for statement in _statements(_MIGRATIONS[0]):
+        for statement in statements(MIGRATIONS[0]):
             connection.execute(statement)
         connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         connection.execute("INSERT INTO schema_version VALUES (1)")
@@ -241,7 +242,7 @@ def _build_schema(connection: sqlite3.Connection, version: int) -> None:
     connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     connection.execute("INSERT INTO schema_version VALUES (?)", (version,))
     for step in range(version):
-        for statement in _statements(_MIGRATIONS[step]):
+        for statement in statements(MIGRATIONS[step]):
             connection.execute(statement)
 
 
