@@ -43,8 +43,15 @@ The machines these benches run on slow down by a third or more for seconds
 at a time, with nothing else running (a thread spinning alone counted 40%
 fewer loops for one to three seconds, twice in forty). Short turns, side by
 side, put such a spell on a log's turn and on the turn with no log beside
-it alike, or on one of them only. The load runs on uvloop: a load that takes
-less of the machine leaves more of it to the servers, and to a log's writer.
+it alike, or on one of them only. Each core slows on its own, to as little
+as half its speed, for seconds to tens of seconds (a thread pinned to each,
+counting its loops a tenth of a CPU-second at a time): dividing a turn's
+rate by the speed the cores read just before and after it, with nothing
+else running, spread the ratios of ten rounds of two no-log servers more,
+not less (their logarithms' standard deviation 0.095 against 0.077): the
+speed changes faster than such a probe can follow. The load runs on
+uvloop: a load that takes less of the machine leaves more of it to the
+servers, and to a log's writer.
 Reported: each round's streams per second (the mean of its turns) and, for
 each log, a ratio a round: the geometric mean of its turns' ratios to the
 no-log turns of the same place. The log's cost is the Hodges-Lehmann center
