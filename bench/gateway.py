@@ -22,48 +22,49 @@ bytes to the client and does nothing else: its CPU per request is what the
 kernel and the event loop charge any Python gateway for the same streams,
 the yardstick for what a gateway's own work costs above it.
 
-With ``--saturate``, the log's cost instead: a closed loop of clients (each
-starting its next stream as soon as the last ended, the upstream sending its
-tokens without pause) keeps ``chatwire serve`` busy, with ``--workers 1``
-and ``--workers 2``, its log off, in SQLite and in PostgreSQL (a throwaway
-cluster, as the tests make it). It runs in rounds. Each starts a new server
-of each configuration (and a new upstream), warms them, puts the load on one
-at a time, ``--turns`` times each in an order that changes from turn to turn
-and round to round, and stops them; each configuration's log is kept from
-round to round, growing as a long-lived server's does. New servers each
-round, because a process keeps its speed for life (two of the same code,
-started the same way, can differ by several percent for as long as they
-live): servers kept for a whole run would tip every round the same way. A
-turn counts the streams that end within ``--seconds``, after half a second
-of load and before a third of a second more: the log's writer is then at
-work throughout, neither idle at the start of the count nor writing its last
-batch after it. A pause before each turn lets the last one's log be written.
+With ``--saturate``, the log's cost instead, with two servers at a time
+sharing one core: one with no log and one with a log (SQLite, or
+PostgreSQL in a throwaway cluster as the tests make it), or with
+``--control`` a second with none. Each runs in a cgroup of its own, so the
+core's time is split evenly however many threads either runs, and each has
+a closed loop of clients of its own (each client starting its next stream
+as soon as the last ended, the upstream sending its tokens without pause),
+enough to keep the core busy throughout: what one serves beside the other
+is what its own work allows. The load, the upstream and PostgreSQL's server
+run on the other cores, as a database on a machine of its own would; the
+log's work in the gateway, its writer thread and the database's client
+included, is counted in full. ``--workers 2`` puts both of each server's
+processes on that core: what two processes writing one log add.
 
-The machines these benches run on slow down by a third or more for seconds
-at a time, with nothing else running (a thread spinning alone counted 40%
-fewer loops for one to three seconds, twice in forty). Short turns, side by
-side, put such a spell on a log's turn and on the turn with no log beside
-it alike, or on one of them only. Each core slows on its own, to as little
-as half its speed, for seconds to tens of seconds (a thread pinned to each,
-counting its loops a tenth of a CPU-second at a time): dividing a turn's
-rate by the speed the cores read just before and after it, with nothing
-else running, spread the ratios of ten rounds of two no-log servers more,
-not less (their logarithms' standard deviation 0.095 against 0.077): the
-speed changes faster than such a probe can follow. The load runs on
-uvloop: a load that takes less of the machine leaves more of it to the
-servers, and to a log's writer.
-Reported: each round's streams per second (the mean of its turns) and, for
-each log, a ratio a round: the geometric mean of its turns' ratios to the
-no-log turns of the same place. The log's cost is the Hodges-Lehmann center
-of the rounds' ratios, with the Wilcoxon signed-rank interval around it: as
-robust as a median to a round a slow spell spoiled, and with the same rounds
-an interval 13-24% narrower (a past 48-round run's, read both ways). The
-bar: under 5%. ``--control`` adds a second configuration with no log,
-reported as a log is: its ratio to the first shows how far from 1.000x a
-run strays with nothing to find.
+Side by side, not one after the other, because these machines change speed
+faster than turns can follow: each core slows on its own, to half its speed
+at worst, for seconds at a time with nothing else running, and two servers
+with no log, loaded in turn a second each, differed by 13-15% a turn (the
+logarithm's standard deviation), 0.14 over a round of three; sharing a core,
+by about 2% a turn and 0.009 a round.
+
+It runs in rounds. Each starts a new upstream and, for each configuration
+in an order that changes, a new pair of servers (a process keeps its speed
+for life: the same pair for a whole run would tip every round the same
+way), warms them, loads them together ``--turns`` times and stops them;
+which cgroup each takes, and whose clients connect first, changes from
+round to round and turn to turn. A configuration's log is kept from round
+to round, growing as a long-lived server's does. A turn counts the streams
+that end within ``--seconds``, after half a second of load and before a
+third of a second more: the log's writer is then at work throughout,
+neither idle at the start of the count nor writing its last batch after it.
+A pause before each turn lets the last one's log be written. The load runs
+on uvloop: a lighter load leaves more of its cores to the upstream and the
+database. Reported: each round's streams per second of each log (the mean
+of its turns) and its ratio to no log beside it, a round's ratio the
+geometric mean of its turns'; the log's cost is the Hodges-Lehmann center of
+the rounds' ratios, with the Wilcoxon signed-rank interval around it, and
+the least of its time the servers' core was busy in a turn (under 100%, the
+load did not keep it saturated). The bar: under 5%. It needs root, for the
+cgroups and PostgreSQL's cluster, and two cores.
 
 Run: python bench/gateway.py [--tokens 20] [--streams 1 100 1000] [--no-litellm]
-     python bench/gateway.py --saturate [--clients 64] [--seconds 1] [--rounds 24] [--turns 3]
+     python bench/gateway.py --saturate [--clients 32] [--seconds 1] [--rounds 12] [--turns 3]
                                      [--control] [--tokens 20] [--words]
 """
 
@@ -71,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import math
@@ -83,7 +85,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,8 +243,27 @@ async def run_level(target: Target, streams: int, tokens: int, ramp: float) -> R
     return Result(ttft, total, errors, wall)
 
 
-def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+def start(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cores: set[int] | None = None,
+    group: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """``argv`` as a process, on ``cores`` only and in the cgroup ``group``, if given:
+    set before it runs, so that every thread and child it makes has them too."""
+
+    def place() -> None:
+        if cores is not None:
+            os.sched_setaffinity(0, cores)
+        if group is not None:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    placed = cores is not None or group is not None
+    # Safe here: the benches start processes from a process with no other thread.
+    return subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        preexec_fn=place if placed else None,  # noqa: PLW1509
+    )  # fmt: skip
 
 
 def start_upstream(
@@ -272,9 +293,15 @@ def start_litellm(upstream: int, home: str) -> Target:
 
 
 def start_chatwire(
-    upstream: int, home: str, workers: int = 1, database: str | None = None
+    upstream: int,
+    home: str,
+    workers: int = 1,
+    database: str | None = None,
+    cores: set[int] | None = None,
+    group: Path | None = None,
 ) -> Target:
-    """``chatwire serve`` with no log, or logging to ``database`` (a URL; "" the default file)."""
+    """``chatwire serve`` with no log, or logging to ``database`` (a URL; "" the default
+    file); on ``cores`` and in ``group`` if given (``start``)."""
     port = free_port()
     chatwire = shutil.which("chatwire", path=str(Path(sys.executable).parent)) or "chatwire"
     log = ["--no-log"] if database is None else ["--database-url", database] if database else []
@@ -282,7 +309,7 @@ def start_chatwire(
         chatwire, "serve", "--port", str(port), "--provider", "openai", *log,
         "--workers", str(workers), "--api-key", "bench",
         "-o", f"base_url=http://127.0.0.1:{upstream}/v1", "-o", "api_key=bench",
-    ], env={**os.environ, "CHATWIRE_HOME": home})  # fmt: skip
+    ], env={**os.environ, "CHATWIRE_HOME": home}, cores=cores, group=group)  # fmt: skip
     return Target("chatwire", port, "bench", process)
 
 
@@ -363,31 +390,73 @@ def report(streams: int, tokens: int, results: dict[str, Result]) -> None:
 
 
 async def closed_loop(
-    target: Target,
+    targets: list[Target],
     clients: int,
     tokens: int,
     seconds: float,
     warm: float = 0.0,
     tail: float = 0.0,
-) -> int:
-    """Streams completed (every token received) within ``seconds``, by ``clients``
-    looping from ``warm`` seconds before that span until ``tail`` seconds after it."""
+) -> list[int]:
+    """Streams completed (every token received) through each of ``targets`` within
+    ``seconds``, by ``clients`` of its own, all looping at once from ``warm`` seconds
+    before that span until ``tail`` seconds after it."""
     opens = time.perf_counter() + warm
     closes = opens + seconds
     deadline = closes + tail
-    done = 0
+    done = [0] * len(targets)
 
-    async def client() -> None:
-        nonlocal done
+    async def client(index: int) -> None:
+        target = targets[index]
         while time.perf_counter() < deadline:
             _, received = await one_stream(target.port, target.key, BODY, tokens, 0.0)
             if received != tokens:
                 raise RuntimeError(f"a stream ended after {received} of {tokens} tokens")
             if opens <= time.perf_counter() < closes:
-                done += 1
+                done[index] += 1
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(index) for index in range(len(targets)) for _ in range(clients)))
     return done
+
+
+@contextlib.contextmanager
+def cpu_groups(count: int) -> Iterator[list[Path]]:
+    """``count`` new cgroups with the CPU controller, removed after (their processes
+    must be gone by then): groups share a core evenly however many threads each runs."""
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    controls = v2 / "cgroup.subtree_control"
+    if (v1 / "cpu.shares").exists():
+        root = v1
+    elif controls.exists() and "cpu" in controls.read_text().split():
+        root = v2
+    else:
+        raise SystemExit("--saturate needs the CPU cgroup controller (cgroup v1 or v2)")
+    groups = [root / f"chatwire-bench-{os.getpid()}-{index}" for index in range(count)]
+    try:
+        for group in groups:
+            group.mkdir()
+    except OSError as exc:
+        raise SystemExit(f"--saturate makes cgroups, as root: {exc}") from None
+    try:
+        yield groups
+    finally:
+        for group in groups:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+
+def core_ticks(core: int) -> tuple[int, int]:
+    """``core``'s idle and total time so far, in clock ticks, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            name, *fields = line.split()
+            if name == f"cpu{core}":
+                ticks = [int(field) for field in fields[:8]]
+                return ticks[3] + ticks[4], sum(ticks)  # idle and waiting for I/O
+    raise RuntimeError(f"no cpu{core} in /proc/stat")
+
+
+# (no log, with the log) streams per second, a pair a turn, a list of turns a round.
+PairedRates = list[list[tuple[float, float]]]
 
 
 def saturate(
@@ -400,77 +469,104 @@ def saturate(
     control: bool,
     home: str,
 ) -> None:
-    with postgres_databases() as new_postgres:
-        for workers in (1, 2):
-            # A log for each configuration, kept from round to round as a long-lived
-            # server's would be: the default SQLite file in its home, or a database.
-            logs: dict[str, str | None] = {"off": None}
-            if control:
-                logs[CONTROL] = None
-            logs |= {"sqlite": "", "postgresql": new_postgres()}
-            starters = {
-                name: functools.partial(
-                    start_chatwire, home=tempfile.mkdtemp(dir=home), workers=workers, database=log
+    cores = os.sched_getaffinity(0)
+    if len(cores) < 2:
+        raise SystemExit("--saturate needs two cores: one for the servers, one for the rest")
+    core = min(cores)
+    # This process (the load), and what it starts from here on (the upstream, the
+    # database's cluster), keeps off the servers' core.
+    os.sched_setaffinity(0, cores - {core})
+    try:
+        with cpu_groups(2) as groups, postgres_databases() as new_postgres:
+            for workers in (1, 2):
+                # A log for each configuration, kept from round to round as a long-lived
+                # server's would be: the default SQLite file in its home, or a database.
+                logs: dict[str, str | None] = {"off": None}
+                if control:
+                    logs[CONTROL] = None
+                logs |= {"sqlite": "", "postgresql": new_postgres()}
+                starters = {
+                    name: functools.partial(
+                        start_chatwire,
+                        home=tempfile.mkdtemp(dir=home),
+                        workers=workers,
+                        database=log,
+                        cores={core},
+                    )
+                    for name, log in logs.items()
+                }
+                rates, busy = saturated_rates(
+                    starters, groups, core, clients, tokens, seconds, rounds, turns, words
                 )
-                for name, log in logs.items()
-            }
-            rates = saturated_rates(starters, clients, tokens, seconds, rounds, turns, words)
-            report_saturated(workers, rates)
+                report_saturated(workers, rates, busy)
+    finally:
+        os.sched_setaffinity(0, cores)
 
 
 def saturated_rates(
-    starters: dict[str, Callable[[int], Target]],
+    starters: dict[str, Callable[..., Target]],
+    groups: list[Path],
+    core: int,
     clients: int,
     tokens: int,
     seconds: float,
     rounds: int,
     turns: int,
     words: bool = False,
-) -> dict[str, list[list[float]]]:
-    """Streams per second, counted for ``seconds`` a turn: for each configuration, a
-    list a round of its turns' rates. ``starters`` start a server of each, given the
-    upstream's port; the upstream's tokens carry words if ``words``.
+) -> tuple[dict[str, PairedRates], float]:
+    """Each configuration but ``off`` beside ``off``: their streams per second, turn by
+    turn, a list a round; and the least of its time ``core`` was busy in a turn.
 
-    Each round starts a new upstream and a new server of each configuration,
-    and stops them at its end: a process keeps its speed for life, and new ones
-    each round make that one more thing the rounds average, never a lean every
-    round shares. Within a round, turns seconds apart put the machine's slow
-    and fast spells on the configurations alike.
+    ``starters`` start a server of each, given the upstream's port and a
+    cgroup (one of ``groups``), on ``core``. Each round starts a new upstream
+    (its tokens carrying words if ``words``) and, for each configuration in an
+    order that changes, a new pair: that configuration and ``off``, which
+    run their turns at once, sharing the core evenly, and are stopped before
+    the next pair starts. Which cgroup each takes, which starts first and
+    whose clients first connect changes from round to round and turn to turn.
     """
-    import uvloop  # the load's own loop: the lighter it is, the more of the machine is the server's
+    import uvloop  # the load's own loop: the lighter it is, the more of the machine is the rest's
 
-    names = list(starters)
-    rates: dict[str, list[list[float]]] = {name: [] for name in names}
+    others = [name for name in starters if name != "off"]
+    rates: dict[str, PairedRates] = {name: [] for name in others}
+    busy = 1.0
     for number in range(rounds):
         upstream_port = free_port()
         upstream = start_upstream(upstream_port, tokens, 0.0, words)
-        servers: dict[str, Target] = {}
         try:
             wait_for_port(upstream_port, upstream)
-            for name in names:
-                servers[name] = starters[name](upstream_port)
-            for server in servers.values():
-                wait_for_port(server.port, server.process, within=180)
-                uvloop.run(closed_loop(server, clients, tokens, WARM_UP_SECONDS))
-            this_round: dict[str, list[float]] = {name: [] for name in names}
-            # Each time in another order, so that no configuration always runs first.
-            for index in range(turns):
-                start = (number + index) % len(names)
-                for name in names[start:] + names[:start]:
-                    time.sleep(SETTLE_SECONDS)  # the last turn's batch is written on its own time
-                    done = uvloop.run(
-                        closed_loop(
-                            servers[name], clients, tokens, seconds, WARM_SECONDS, TAIL_SECONDS
+            start = number % len(others)
+            for name in others[start:] + others[:start]:
+                pair: list[Target] = []
+                swap = number % 2
+                placed = groups[swap:] + groups[:swap]
+                try:
+                    for role, group in zip(("off", name), placed, strict=True):
+                        pair.append(starters[role](upstream_port, group=group))
+                    for server in pair[::-1] if swap else pair:
+                        wait_for_port(server.port, server.process, within=180)
+                    uvloop.run(closed_loop(pair, clients, tokens, WARM_UP_SECONDS))
+                    this_round: list[tuple[float, float]] = []
+                    for index in range(turns):
+                        # The last turn's batch is written on its own time.
+                        time.sleep(SETTLE_SECONDS)
+                        order = pair[::-1] if (number + index) % 2 else pair
+                        idle, total = core_ticks(core)
+                        done = uvloop.run(
+                            closed_loop(order, clients, tokens, seconds, WARM_SECONDS, TAIL_SECONDS)
                         )
-                    )
-                    if not done:  # a ratio to nothing: the server stalled
-                        raise RuntimeError(f"{name}: no stream ended in a {seconds} s turn")
-                    this_round[name].append(done / seconds)
+                        idle_now, total_now = core_ticks(core)
+                        busy = min(busy, 1 - (idle_now - idle) / max(1, total_now - total))
+                        off, logged = done[::-1] if order is not pair else done
+                        if not off or not logged:  # a ratio to nothing: a server stalled
+                            raise RuntimeError(f"{name}: no stream ended in a {seconds} s turn")
+                        this_round.append((off / seconds, logged / seconds))
+                finally:
+                    stop(*(server.process for server in pair))
+                rates[name].append(this_round)
         finally:
-            stop(*(server.process for server in servers.values()), upstream)
-        for name in names:
-            rates[name].append(this_round[name])
-    return rates
+            stop(upstream)
+    return rates, busy
 
 
 def center_interval(
@@ -504,47 +600,41 @@ def center_interval(
     return center, (means[c - 1], means[len(means) - c])
 
 
-def report_saturated(workers: int, rates: dict[str, list[list[float]]]) -> None:
-    """Each log against no log, round by round: a round's ratio is the geometric mean
-    of its turns' (each log turn against the no-log turn of the same place in the
-    round, which ran beside it), and the log's cost comes from the rounds' ratios'
-    center and interval (``center_interval``, on their logarithms): one round's
-    servers, or a slow spell in one round, does not decide. The interval says
-    whether the rounds agree enough to tell the bar met from missed."""
+def report_saturated(workers: int, rates: dict[str, PairedRates], busy: float) -> None:
+    """Each log against no log beside it: a round's ratio is the geometric mean of its
+    turns', and the log's cost comes from the rounds' ratios' center and interval
+    (``center_interval``, on their logarithms). The interval says whether the rounds
+    agree enough to tell the bar met from missed."""
     costs, verdicts = [], []
     for name, per_round in rates.items():
-        each = " ".join(f"{statistics.fmean(turns):5.0f}" for turns in per_round)
-        line = f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s"
-        if name != "off":  # a log, or the control
-            logs = [
-                statistics.fmean(
-                    math.log(rate / off) for rate, off in zip(turns, offs, strict=True)
-                )
-                for turns, offs in zip(per_round, rates["off"], strict=True)
-            ]
-            center, interval = center_interval(logs)
-            ratio = math.exp(center)
-            decided = "undecided"
-            if interval is None:
-                said = "too few for a 95% interval"
-            else:
-                low, high = math.exp(interval[0]), math.exp(interval[1])
-                said = f"95% in {low:.3f}x-{high:.3f}x"
-                if 1 - low < BAR:
-                    decided = "met"
-                elif 1 - high >= BAR:
-                    decided = "missed"
-            if name != CONTROL:
-                costs.append(1 - ratio)
-                verdicts.append(decided)
-            line += f" ({ratio:.3f}x no log over {len(logs)} rounds; {said})"
-        print(line)
+        each = " ".join(f"{statistics.fmean(r for _, r in turns):4.0f}" for turns in per_round)
+        logs = [statistics.fmean(math.log(r / off) for off, r in turns) for turns in per_round]
+        center, interval = center_interval(logs)
+        ratio = math.exp(center)
+        decided = "undecided"
+        if interval is None:
+            said = "too few for a 95% interval"
+        else:
+            low, high = math.exp(interval[0]), math.exp(interval[1])
+            said = f"95% in {low:.3f}x-{high:.3f}x"
+            if 1 - low < BAR:
+                decided = "met"
+            elif 1 - high >= BAR:
+                decided = "missed"
+        if name != CONTROL:
+            costs.append(1 - ratio)
+            verdicts.append(decided)
+        print(
+            f"gateway saturated, --workers {workers}, log {name:10}: {each} streams/s "
+            f"({ratio:.3f}x no log beside it over {len(logs)} rounds; {said})"
+        )
     verdict = (
         "met" if set(verdicts) == {"met"} else "missed" if "missed" in verdicts else "undecided"
     )
     print(
-        f"gateway saturated, --workers {workers}: the log costs {max(costs) * 100:.1f}% "
-        f"of throughput at most (bar < {BAR:.0%}; at 95% confidence: {verdict})"
+        f"gateway saturated, --workers {workers}: the servers' core busy {busy:.1%} of every "
+        f"turn at least; the log costs {max(costs) * 100:.1f}% of throughput at most "
+        f"(bar < {BAR:.0%}; at 95% confidence: {verdict})"
     )
     sys.stdout.flush()
 
@@ -565,7 +655,9 @@ def main() -> None:
         "--no-litellm", dest="litellm", action="store_false", help="leave the peer out"
     )
     parser.add_argument("--saturate", action="store_true", help="measure the log's cost")
-    parser.add_argument("--clients", type=int, default=64, help="with --saturate")
+    parser.add_argument(
+        "--clients", type=int, default=32, help="with --saturate: clients for each server"
+    )
     parser.add_argument(
         "--words", action="store_true",
         help="with --saturate: a word in every token, for the log's full-text index",
@@ -574,10 +666,10 @@ def main() -> None:
         "--seconds", type=float, default=1.0, help="with --saturate: a turn's count, in seconds"
     )
     parser.add_argument(
-        "--rounds", type=int, default=24, help="with --saturate: rounds, each with new servers"
+        "--rounds", type=int, default=12, help="with --saturate: rounds, each with new servers"
     )
     parser.add_argument(
-        "--turns", type=int, default=3, help="with --saturate: turns of each server a round"
+        "--turns", type=int, default=3, help="with --saturate: turns of each pair a round"
     )
     parser.add_argument(
         "--control", action="store_true",
