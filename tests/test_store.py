@@ -430,14 +430,6 @@ def test_text_a_database_cannot_hold_is_replaced_and_the_rest_kept(store: Store)
     assert store.conversation("n")[-1].response == literal
 
 
-@pytest.fixture(params=[False, True], ids=["as-json", "bound"])
-def both_sqlite_ways(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SQLite reads a batch as JSON, and binds a long one's values: a test runs both ways."""
-    if request.param:
-        monkeypatch.setattr("chatwire.store._sqlite._JSON_ROWS_MAX", 0)
-
-
-@pytest.mark.usefixtures("both_sqlite_ways")
 def test_batches_of_any_size_are_written_whole(store: Store) -> None:
     # SQLite, binding, pads to a power of two up to 32, then to a multiple of 32, in
     # chunks of 512.
@@ -452,10 +444,9 @@ def test_batches_of_any_size_are_written_whole(store: Store) -> None:
     assert len(store.search("whale", limit=5000)) == sum(sizes)
 
 
-@pytest.mark.usefixtures("both_sqlite_ways")
 def test_an_exchange_twice_in_a_batch_is_written_as_it_ended(store: Store) -> None:
     # A batch can hold an exchange's start, snapshots and end; a snapshot never wins
-    # over the end, whichever comes last. (SQLite binds a long batch's values.)
+    # over the end, whichever comes last.
 
     def state(status: str, text: str, key: str) -> Exchange:
         return Exchange("twice", "p", "m", USER, response=text, status=status, key=key)
@@ -498,9 +489,8 @@ def test_a_batch_ends_rows_already_written_beside_new_ones(store: Store) -> None
     assert [e.key for e in store.search("plankton")] == ["k-c"]
 
 
-@pytest.mark.usefixtures("both_sqlite_ways")
 def test_sqlite_keeps_each_value_its_type(tmp_path: Path) -> None:
-    # Rows reach SQLite as JSON: NULLs stay NULL, numbers numbers, read or bound.
+    # Rows reach the writer as JSON, then are bound: NULLs stay NULL, numbers numbers.
     full = Exchange(
         "types", "p", "m", USER, response="r", first_token_seconds=0.25, total_seconds=2.0,
         prompt_tokens=3, completion_tokens=4, tool_calls=[{"id": "t", "type": "function"}],

@@ -30,7 +30,6 @@ from ._rows import (
     CONVERSATIONS,
     WRITTEN,
     abandon_stale,
-    batch_text,
     exchange_from,
     upsert_batch,
 )
@@ -42,21 +41,7 @@ _LOCK_WAIT_SECONDS = 1.0
 # The columns of the ``exchanges e`` a search joins.
 _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
 
-# A batch is one JSON array of rows (``row_json``), one an exchange, that SQLite
-# takes apart itself, with the interpreter's lock released. (An upsert's SELECT needs
-# its WHERE, or SQLite would take ON CONFLICT for a join's.)
-_UPSERT = upsert_batch(
-    lambda index, _: f"json_extract(value, '$[{index}]')", "json_each(?) WHERE true"
-)
 _ABANDON_STALE = abandon_stale("?")  # the parameter: the oldest live beat's time
-
-# SQL parses a row's JSON again for each value it takes: that costs more CPU than
-# binding the values (``bench/log_write.py``, every batch one way: 58,000 exchanges
-# a second against 73,000), but binding holds the interpreter's lock, which the
-# event loop needs, for a microsecond or two a row. A batch longer than this means
-# the writer has fallen behind (a busy gateway writes some 350 exchanges a linger):
-# it is bound.
-_JSON_ROWS_MAX = 2048
 
 # The most rows one bound statement writes: 16 parameters a row stay well under
 # SQLite's limit of 32,766.
@@ -160,18 +145,16 @@ class SQLiteStore(Store):
     # -- writing -----------------------------------------------------------------
 
     def _upsert_rows(self, rows: list[bytes], replica: str | None) -> None:
-        batch = batch_text(rows)
-        # json_extract would cut a text short at a NUL; bound, it is kept whole.
-        bound = len(rows) > _JSON_ROWS_MAX or "\\u0000" in batch
-        values = _decode_rows(batch) if bound else []
+        # Bound, not handed over as JSON: SQLite's JSON functions parse a row again
+        # for each value they take, and at saturation that cost the writer thread
+        # 20-30 us an exchange against 15-23 bound. Binding holds the interpreter's
+        # lock, which the event loop needs, for about a microsecond a row.
+        values = _decode_rows(b"[%b]" % b",".join(rows))
         with self._lock:
             connection = self._connect()
             with immediate(connection):
-                if bound:
-                    for at in range(0, len(values), _CHUNK_ROWS):
-                        _upsert_chunk(connection, values[at : at + _CHUNK_ROWS], replica)
-                else:
-                    connection.execute(_UPSERT, (replica, batch))
+                for at in range(0, len(values), _CHUNK_ROWS):
+                    _upsert_chunk(connection, values[at : at + _CHUNK_ROWS], replica)
 
     def _id_of(self, key: str) -> int:
         with self._lock:
