@@ -537,13 +537,14 @@ def saturated_rates(
             wait_for_port(upstream_port, upstream)
             start = number % len(others)
             for name in others[start:] + others[:start]:
-                pair: list[Target] = []
+                started: dict[str, Target] = {}
                 swap = number % 2
-                placed = groups[swap:] + groups[:swap]
+                roles = list(zip(("off", name), groups[swap:] + groups[:swap], strict=True))
                 try:
-                    for role, group in zip(("off", name), placed, strict=True):
-                        pair.append(starters[role](upstream_port, group=group))
-                    for server in pair[::-1] if swap else pair:
+                    for role, group in roles[::-1] if swap else roles:
+                        started[role] = starters[role](upstream_port, group=group)
+                    pair = [started["off"], started[name]]
+                    for server in pair:
                         wait_for_port(server.port, server.process, within=180)
                     uvloop.run(closed_loop(pair, clients, tokens, WARM_UP_SECONDS))
                     this_round: list[tuple[float, float]] = []
@@ -562,7 +563,7 @@ def saturated_rates(
                             raise RuntimeError(f"{name}: no stream ended in a {seconds} s turn")
                         this_round.append((off / seconds, logged / seconds))
                 finally:
-                    stop(*(server.process for server in pair))
+                    stop(*(server.process for server in started.values()))
                 rates[name].append(this_round)
         finally:
             stop(upstream)
