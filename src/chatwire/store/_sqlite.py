@@ -30,6 +30,7 @@ from ._rows import (
     CONVERSATIONS,
     WRITTEN,
     abandon_stale,
+    batch_text,
     exchange_from,
     upsert_batch,
 )
@@ -149,7 +150,7 @@ class SQLiteStore(Store):
         # for each value they take, and at saturation that cost the writer thread
         # 20-30 us an exchange against 15-23 bound. Binding holds the interpreter's
         # lock, which the event loop needs, for about a microsecond a row.
-        values = _decode_rows(b"[%b]" % b",".join(rows))
+        values = _decode_rows(batch_text(rows))
         with self._lock:
             connection = self._connect()
             with immediate(connection):
