@@ -21,6 +21,7 @@ import chatwire
 from chatwire.store import Exchange, Recorder, Store, new_conversation_id
 from chatwire.store._sqlite import _upsert
 from chatwire.store._sqlite_schema import MIGRATIONS, SCHEMA_VERSION, statements
+from chatwire.store._writer import STALE_SECONDS
 from tests.servers import ThreadedServer, refused_url, wait_until
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
@@ -552,6 +553,21 @@ def test_a_recorder_is_written_as_it_stands_and_ends_once(store: Store) -> None:
     assert 0 <= ended.first_token_seconds <= ended.total_seconds
     assert (ended.key, ended.started_at) == (opened.key, opened.started_at)
     assert {**recorder.exchange.to_json(), "id": ended.id} == ended.to_json()
+
+
+def test_an_answer_just_begun_is_not_taken_for_dead_by_another_replica(store: Store) -> None:
+    recorder = Recorder(store, "just-begun", "p", "m", USER)
+    assert store.flush(60)  # its start is written
+    # Another replica sweeps at once: this one beat before it wrote its first row.
+    assert store.beat("another-replica", STALE_SECONDS) == 0
+    (opened,) = store.conversation("just-begun")
+    assert opened.status == "open"
+    recorder.pieces.append("alive")
+    recorder.finish(None, {})
+    assert store.flush(60)
+    assert [(e.status, e.response) for e in store.conversation("just-begun")] == [
+        ("complete", "alive")
+    ]
 
 
 def test_a_full_queue_drops_records_counts_them_and_says_so(

@@ -182,6 +182,7 @@ class LogWriter:
     def _run(self) -> None:
         pending = _Pending()
         next_beat = time.monotonic() + FLUSH_SECONDS
+        beaten_at = float("-inf")  # this thread has not beaten
         retry_at = backoff = last_write = 0.0
         while True:
             if (
@@ -198,15 +199,19 @@ class LogWriter:
                 cycle, stopping = self._cycle, self._stopping
             pending.take(self)
             now = time.monotonic()
-            beating = now >= next_beat
-            streaming = pending.snapshot(self.live, beating)
-            if beating:
+            due = now >= next_beat
+            streaming = pending.snapshot(self.live, due)
+            # Beat before an answer's first row is written, not up to a beat later: a row
+            # of a replica with no recent beat is another's sweep to abandon.
+            beating = (streaming or self.watchers > 0) and (due or now - beaten_at > FLUSH_SECONDS)
+            if due or beating:
                 next_beat = now + FLUSH_SECONDS
-                beating = streaming or self.watchers > 0
             if (pending.rows and now >= retry_at) or beating:
                 try:
                     if self._write(pending, beating):
                         last_write = time.monotonic()
+                    if beating:
+                        beaten_at = now
                 except Exception as exc:  # the database is away, locked, full...
                     backoff = min(_BACKOFF_MAX_SECONDS, backoff * 2 or 0.05)
                     retry_at = time.monotonic() + backoff
@@ -228,10 +233,10 @@ class LogWriter:
     def _write(self, pending: _Pending, beating: bool) -> bool:
         """Write the batch in one transaction and beat if it is time; whether rows went."""
         has_rows = bool(pending.rows)
+        if beating:  # first: the rows' replica is alive before they are there
+            self.store.beat(self.replica, STALE_SECONDS)
         if has_rows:
             self.store._write_encoded(pending.rows, self.replica)
-        if beating:
-            self.store.beat(self.replica, STALE_SECONDS)
         pending.written(self)
         with self._changed:
             self._reachable = True
