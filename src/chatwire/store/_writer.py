@@ -191,9 +191,6 @@ class LogWriter:
             ):  # fmt: skip
                 # Busy: let the batch gather, but not past the next snapshot's time.
                 self._sleep(min(_LINGER_SECONDS, next_beat - time.monotonic()))
-            # Cleared before the look, not at the next sleep: a flush() that rouses the
-            # thread while it writes wants one more cycle, and gets it at once.
-            self._roused.clear()
             with self._changed:
                 self._cycle += 1
                 cycle, stopping = self._cycle, self._stopping
@@ -244,6 +241,7 @@ class LogWriter:
 
     def _sleep(self, seconds: float, resting: bool = False) -> None:
         """Wait ``seconds`` or until roused; ``resting``: a record queued meanwhile rouses."""
+        self._roused.clear()
         if resting:
             self.resting = True
             # Queued, or begun, before ``resting`` was seen: it will not rouse.
