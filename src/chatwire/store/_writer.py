@@ -85,6 +85,7 @@ class LogWriter:
         self._changed = threading.Condition()  # the thread's start and end, counts, cycles
         self._cycle = 0  # cycles of the thread begun
         self._written_cycle = 0  # the last cycle after which nothing taken was unwritten
+        self._wanted_cycle = 0  # the last cycle a flush() waits for
         self._flushing = 0  # callers waiting in flush(): no lingering for them
         self._dropped = 0
         self._reachable = True
@@ -140,6 +141,7 @@ class LogWriter:
             done = self._thread is None and not self._waiting()
             if not done:
                 wanted = self._cycle + 1  # a cycle that begins now takes all queued so far
+                self._wanted_cycle = max(self._wanted_cycle, wanted)
                 self._flushing += 1
                 self._rouse()
                 try:
@@ -244,8 +246,12 @@ class LogWriter:
         self._roused.clear()
         if resting:
             self.resting = True
-            # Queued, or begun, before ``resting`` was seen: it will not rouse.
-            if self._waiting() or any(not r.opened for r in list(self.live)):
+            # Queued, or begun, before ``resting`` was seen: it will not rouse. Nor will a
+            # flush() whose rouse came while the thread wrote: the clearing above undid it.
+            if (
+                self._waiting() or self._wanted_cycle > self._written_cycle
+                or any(not r.opened for r in list(self.live))
+            ):  # fmt: skip
                 self.resting = False
                 return
         self._roused.wait(max(0.0, seconds))
