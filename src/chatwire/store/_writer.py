@@ -12,8 +12,9 @@ counted and reported.
 
 Each process has a replica id and, while it has answers streaming (or
 watches for others, as a gateway does), beats a heartbeat into the
-database; open exchanges of a replica whose heartbeat stopped are marked
-``abandoned`` by whichever process beats next.
+database, the first before it writes an answer's start; open exchanges of
+a replica whose heartbeat stopped are marked ``abandoned`` by whichever
+process beats next.
 """
 
 from __future__ import annotations
