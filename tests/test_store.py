@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import chatwire
-from chatwire.store import Exchange, Recorder, Store, new_conversation_id
+from chatwire.store import Exchange, Recorder, Store, _writer, new_conversation_id
 from chatwire.store._sqlite import _upsert
 from chatwire.store._sqlite_schema import MIGRATIONS, SCHEMA_VERSION, statements
 from chatwire.store._writer import STALE_SECONDS
@@ -568,6 +569,33 @@ def test_an_answer_just_begun_is_not_taken_for_dead_by_another_replica(store: St
     assert [(e.status, e.response) for e in store.conversation("just-begun")] == [
         ("complete", "alive")
     ]
+
+
+def test_a_flush_that_comes_while_the_writer_writes_is_answered_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No beat (nor snapshot) for an hour: only the flush can end the writer's rest.
+    monkeypatch.setattr(_writer, "FLUSH_SECONDS", 3600.0)
+    with Store(tmp_path / "logs.db") as store:
+        writing, go_on = threading.Event(), threading.Event()
+        upsert_rows = store._upsert_rows
+
+        def held(rows: list[bytes], replica: str | None) -> None:
+            writing.set()
+            go_on.wait()
+            upsert_rows(rows, replica)
+
+        store._upsert_rows = held  # type: ignore[method-assign]
+        recorder = Recorder(store, "flushed", "p", "m", USER)
+        assert writing.wait(60)  # the writer's first look writes the start: held there
+        flushed: list[bool] = []
+        flusher = threading.Thread(target=lambda: flushed.append(store.flush(60)))
+        flusher.start()
+        assert wait_until(lambda: store.writer._flushing == 1)  # it came mid-write
+        go_on.set()
+        flusher.join()
+        assert flushed == [True]
+        recorder.finish(None, {})
 
 
 def test_a_full_queue_drops_records_counts_them_and_says_so(
