@@ -231,7 +231,7 @@ class LogWriter:
                 self._sleep(next_beat - time.monotonic(), resting=True)
 
     def _write(self, pending: _Pending, beating: bool) -> bool:
-        """Write the batch in one transaction and beat if it is time; whether rows went."""
+        """Beat if it is time, then write the batch in one transaction; whether rows went."""
         has_rows = bool(pending.rows)
         if beating:  # first: the rows' replica is alive before they are there
             self.store.beat(self.replica, STALE_SECONDS)
