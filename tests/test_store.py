@@ -22,7 +22,6 @@ import chatwire
 from chatwire.store import Exchange, Recorder, Store, _writer, new_conversation_id
 from chatwire.store._sqlite import _upsert
 from chatwire.store._sqlite_schema import MIGRATIONS, SCHEMA_VERSION, statements
-from chatwire.store._writer import STALE_SECONDS
 from tests.servers import ThreadedServer, refused_url, wait_until
 
 USER = [{"role": "user", "content": "tell me about the sea"}]
@@ -560,7 +559,7 @@ def test_an_answer_just_begun_is_not_taken_for_dead_by_another_replica(store: St
     recorder = Recorder(store, "just-begun", "p", "m", USER)
     assert store.flush(60)  # its start is written
     # Another replica sweeps at once: this one beat before it wrote its first row.
-    assert store.beat("another-replica", STALE_SECONDS) == 0
+    assert store.beat("another-replica", _writer.STALE_SECONDS) == 0
     (opened,) = store.conversation("just-begun")
     assert opened.status == "open"
     recorder.pieces.append("alive")
