@@ -22,7 +22,7 @@ from typing import Any
 
 from .._errors import InvalidRequest
 from ._exchange import STATUSES, Exchange
-from ._rows import latest_rows, row_json, row_of
+from ._rows import Row, latest_rows, row_of
 
 logger = logging.getLogger("chatwire")
 
@@ -77,15 +77,15 @@ class Store:
 
     def write(self, exchanges: Sequence[Exchange], replica: str | None = None) -> None:
         """Upsert ``exchanges`` by key in one transaction. Raises on failure."""
-        self._write_encoded([row_json(row_of(e)) for e in exchanges], replica)
+        self._write_rows([row_of(e) for e in exchanges], replica)
 
-    def _write_encoded(self, rows: Sequence[bytes], replica: str | None) -> None:
-        """``write``, of rows of ``WRITTEN`` encoded by ``row_json`` (the writer's come
-        so, never as ``Exchange`` objects); an exchange may come more than once."""
+    def _write_rows(self, rows: Sequence[Row], replica: str | None) -> None:
+        """``write``, of rows of ``WRITTEN`` (the writer's come so, never as
+        ``Exchange`` objects); an exchange may come more than once."""
         self._upsert_rows(latest_rows(rows), replica)
 
-    def _upsert_rows(self, rows: list[bytes], replica: str | None) -> None:
-        """Upsert encoded rows, one an exchange, by key in one transaction."""
+    def _upsert_rows(self, rows: list[Row], replica: str | None) -> None:
+        """Upsert rows, one an exchange, by key in one transaction."""
         raise NotImplementedError
 
     def _id_of(self, key: str) -> int:

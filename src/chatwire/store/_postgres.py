@@ -26,6 +26,7 @@ from ._rows import (
     CONVERSATION,
     CONVERSATIONS,
     WRITTEN,
+    Row,
     abandon_stale,
     batch_text,
     exchange_from,
@@ -185,7 +186,7 @@ class PostgresStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _upsert_rows(self, rows: list[bytes], replica: str | None) -> None:
+    def _upsert_rows(self, rows: list[Row], replica: str | None) -> None:
         batch = batch_text(rows)
         if "\\u0000" in batch:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
             batch = _ESCAPED_NUL.sub(r"\1\\ufffd", batch)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _exchange
 from ._exchange import Exchange, iso_time, prompt_of, status_of
-from ._rows import json_text, row, row_json
+from ._rows import Row, json_text, row
 
 if TYPE_CHECKING:
     from ._base import Store
@@ -21,10 +21,10 @@ class Recorder:
 
     While it streams it is in the writer's ``live``: the writer thread
     writes its row, ``open``, at its next look, and its text as it grows at
-    each beat (``snapshot``). Its end is queued as the whole row, encoded on
-    the caller's thread (``row_json``): the writer thread reads no answer's
-    objects once it has ended, and those are freed here, when the answer is
-    done with them, as they would be with no log.
+    each beat (``snapshot``). Its end is queued as the whole row, built on
+    the caller's thread (``Row``: strings and numbers): the writer thread
+    reads no answer's objects once it has ended, and those are freed here,
+    when the answer is done with them, as they would be with no log.
 
     An answer that ends before the writer's next look (most, on a busy
     gateway: the writer lets a batch gather for a fifth of a second) is
@@ -112,15 +112,15 @@ class Recorder:
         if writer.resting:
             writer.rouse()
 
-    def _row(self, end: tuple[Any, ...]) -> bytes:
-        """Its row of ``WRITTEN``, encoded, with ``end`` (see ``_end``) as how it stands."""
+    def _row(self, end: tuple[Any, ...]) -> Row:
+        """Its row of ``WRITTEN``, with ``end`` (see ``_end``) as how it stands."""
         text, status, error, total, prompt_tokens, completion_tokens, tool_calls = end
         messages, prompt = self._row_head
-        return row_json(row(
+        return row(
             self.conversation_id, self.started_at, self.provider, self.model, messages, prompt,
             text, status, error, self._first, total, prompt_tokens, completion_tokens,
             tool_calls, self.key,
-        ))  # fmt: skip
+        )  # fmt: skip
 
     # -- the writer thread's side ----------------------------------------------------
 
@@ -129,7 +129,7 @@ class Recorder:
         """Whether the writer has taken its first row (or found it ended)."""
         return self._opened
 
-    def snapshot(self, beating: bool) -> bytes | None:
+    def snapshot(self, beating: bool) -> Row | None:
         """If it streams still, and no row of it was taken yet or (``beating``) it has
         text not yet written: its row, ``open``, with the text so far (which then
         counts as written)."""

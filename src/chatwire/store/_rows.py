@@ -7,14 +7,14 @@ PostgreSQL's backend swaps them for ``%s``.
 from __future__ import annotations
 
 __all__ = [
-    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "abandon_stale", "batch_text",
-    "exchange_from", "json_text", "keeps_end", "latest_rows", "row", "row_json", "row_of",
+    "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "Row", "abandon_stale",
+    "batch_text", "exchange_from", "json_text", "keeps_end", "latest_rows", "row", "row_of",
     "set_later", "upsert_batch", "without_surrogates",
 ]  # fmt: skip
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -25,8 +25,7 @@ COLUMNS = (
     "first_token_seconds, total_seconds, prompt_tokens, completion_tokens, tool_calls, key"
 )
 
-# The columns a batch writes, in the order ``row`` gives each exchange's values: the
-# key and the status first, where ``latest_rows`` reads them without decoding a row.
+# The columns a batch writes, in the order ``row`` gives each exchange's values.
 WRITTEN = (
     "key", "status", "conversation_id", "started_at", "provider", "model", "messages",
     "prompt", "response", "error", "first_token_seconds", "total_seconds", "prompt_tokens",
@@ -114,13 +113,18 @@ def without_surrogates(value: object) -> object:
     return value
 
 
+# One exchange's values of ``WRITTEN``: strings, numbers and None only, so a row
+# holds none of an answer's objects and may be read and freed on any thread.
+Row: TypeAlias = tuple[Any, ...]
+
+
 def row(
     conversation_id: str, started_at: str, provider: str, model: str, messages_json: str,
     prompt: str, response: str, status: str, error: str | None,
     first_token_seconds: float | None, total_seconds: float | None,
     prompt_tokens: int | None, completion_tokens: int | None,
     tool_calls: list[dict[str, Any]] | None, key: str,
-) -> tuple[Any, ...]:  # fmt: skip
+) -> Row:  # fmt: skip
     """The values of ``WRITTEN`` for one exchange, its messages already JSON (a
     recorder encodes them once for all of its rows)."""
     return (
@@ -130,7 +134,7 @@ def row(
     )  # fmt: skip
 
 
-def row_of(e: Exchange) -> tuple[Any, ...]:
+def row_of(e: Exchange) -> Row:
     """The values of ``WRITTEN`` for an ``Exchange``."""
     return row(
         e.conversation_id, e.started_at, e.provider, e.model, json_text(e.messages),
@@ -139,52 +143,29 @@ def row_of(e: Exchange) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def row_json(values: tuple[Any, ...]) -> bytes:
-    """A row of ``WRITTEN`` as a JSON array, the form a batch carries it in."""
-    try:
-        return _encode(values)
-    except UnicodeEncodeError:
-        return _encode(without_surrogates(values))
-
-
-_decode = msgspec.json.Decoder().decode
-
-
-def latest_rows(rows: Iterable[bytes]) -> list[bytes]:
-    """Rows from ``row_json``, each exchange once, in the order it first came: how it
+def latest_rows(rows: Iterable[Row]) -> list[Row]:
+    """Rows from ``row``, each exchange once, in the order it first came: how it
     ended, else its last snapshot.
 
     A batch holds an exchange's start and its end when both came within one
     linger, and a database upserts a row once a statement (PostgreSQL) or pays
-    to find which to pass over (SQLite). Read here from the rows' first bytes,
-    they cost the writer a fraction of what SQL spends on them.
+    to find which to pass over (SQLite).
     """
-    latest: dict[bytes | str, bytes] = {}
-    ended: set[bytes | str] = set()
-    for encoded in rows:
-        key, is_open = _head(encoded)
-        if not is_open:
+    latest: dict[str, Row] = {}
+    ended: set[str] = set()
+    for values in rows:
+        key = values[0]
+        if values[1] != "open":
             ended.add(key)
         elif key in ended:
             continue  # a snapshot never undoes an end
-        latest[key] = encoded
+        latest[key] = values
     return list(latest.values())
 
 
-def _head(encoded: bytes) -> tuple[bytes | str, bool]:
-    """A row's key (as encoded) and whether it is open, from ``["key","status",...``."""
-    end = encoded.index(b'"', 2)
-    if encoded[end - 1] != 0x5C:
-        return encoded[2:end], encoded.startswith(b'"open"', end + 2)
-    # A backslash before the quote: the key may end further on. Decoded, it is a
-    # str, never equal to another key's bytes; every row of the exchange comes so.
-    key, status = _decode(encoded)[:2]
-    return key, status == "open"
-
-
-def batch_text(rows: Iterable[bytes]) -> str:
-    """Rows from ``row_json`` as one JSON array: the parameter a batch's statements read."""
-    return (b"[%b]" % b",".join(rows)).decode()
+def batch_text(rows: Sequence[Row]) -> str:
+    """Rows as one JSON array: the parameter a batch's statement reads."""
+    return json_text(rows)
 
 
 def exchange_from(row: Sequence[Any]) -> Exchange:

@@ -18,9 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import msgspec
+from typing import Any, cast
 
 from ._base import Store
 from ._exchange import Exchange
@@ -29,10 +27,11 @@ from ._rows import (
     CONVERSATION,
     CONVERSATIONS,
     WRITTEN,
+    Row,
     abandon_stale,
-    batch_text,
     exchange_from,
     upsert_batch,
+    without_surrogates,
 )
 from ._sqlite_schema import immediate, migrate
 
@@ -145,17 +144,18 @@ class SQLiteStore(Store):
 
     # -- writing -----------------------------------------------------------------
 
-    def _upsert_rows(self, rows: list[bytes], replica: str | None) -> None:
+    def _upsert_rows(self, rows: list[Row], replica: str | None) -> None:
         # Bound, not handed over as JSON: SQLite's JSON functions parse a row again
         # for each value they take, and at saturation that cost the writer thread
         # 20-30 us an exchange against 15-23 bound. Binding holds the interpreter's
         # lock, which the event loop needs, for about a microsecond a row.
-        values = _decode_rows(batch_text(rows))
         with self._lock:
             connection = self._connect()
-            with immediate(connection):
-                for at in range(0, len(values), _CHUNK_ROWS):
-                    _upsert_chunk(connection, values[at : at + _CHUNK_ROWS], replica)
+            try:
+                _upsert_all(connection, rows, replica)
+            except UnicodeEncodeError:  # a lone surrogate, from an upstream's JSON
+                clean = cast("list[list[Any]]", without_surrogates(rows))
+                _upsert_all(connection, clean, replica)
 
     def _id_of(self, key: str) -> int:
         with self._lock:
@@ -210,11 +210,18 @@ class SQLiteStore(Store):
         ]
 
 
-_decode_rows = msgspec.json.Decoder(list[list[Any]]).decode
+def _upsert_all(
+    connection: sqlite3.Connection, rows: Sequence[Sequence[Any]], replica: str | None
+) -> None:
+    """Upsert ``rows`` in one transaction (UTF-8 cannot hold a lone surrogate: binding
+    one raises ``UnicodeEncodeError``, and nothing of the batch is written)."""
+    with immediate(connection):
+        for at in range(0, len(rows), _CHUNK_ROWS):
+            _upsert_chunk(connection, rows[at : at + _CHUNK_ROWS], replica)
 
 
 def _upsert_chunk(
-    connection: sqlite3.Connection, rows: Sequence[list[Any]], replica: str | None
+    connection: sqlite3.Connection, rows: Sequence[Sequence[Any]], replica: str | None
 ) -> None:
     padded = _padded(len(rows))
     values: list[Any] = [replica]
