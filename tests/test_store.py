@@ -432,9 +432,9 @@ def test_text_a_database_cannot_hold_is_replaced_and_the_rest_kept(store: Store)
 
 
 def test_batches_of_any_size_are_written_whole(store: Store) -> None:
-    # SQLite, binding, pads to a power of two up to 32, then to a multiple of 32, in
-    # chunks of 512.
-    sizes = [1, 2, 3, 31, 32, 33, 300, 511, 512, 513, 1100]
+    # SQLite binds a batch as statements of 128 rows, then of the powers of two that
+    # make up the rest.
+    sizes = [1, 2, 3, 31, 32, 33, 127, 128, 129, 300, 1100]
     for size in sizes:
         batch = [
             Exchange(f"b{size}", "p", "m", USER, response=f"answer {size} {n} whale")
