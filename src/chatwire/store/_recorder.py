@@ -27,7 +27,7 @@ class Recorder:
     when the answer is done with them, as they would be with no log.
 
     An answer that ends before the writer's next look (most, on a busy
-    gateway: the writer lets a batch gather for a fifth of a second) is
+    gateway: the writer lets a batch gather for half a second) is
     written once, as it ended, and its start costs the event loop nothing
     but entering ``live``.
     """

@@ -44,12 +44,13 @@ FLUSH_SECONDS = 2.0  # the longest a streaming answer's text waits to be written
 STALE_SECONDS = 10.0  # a replica silent this long is taken for dead
 QUEUE_CAPACITY = 10_000  # records waiting, beyond which new ones are dropped
 # Under load, how long the writer lets records gather after a batch. A batch costs
-# about a millisecond however small (the commit, a new full-text segment): at
-# saturation the writer spent 19 us a stream lingering 0.05 s, 12 us lingering 0.2 s.
-# Lingering 0.5 s gained nothing a run could show: with one worker SQLite read
-# 0.950-0.955x no log in three runs against 0.964-0.973x, with two the runs split.
-# A record that comes after a quiet spell is written at once.
-_LINGER_SECONDS = 0.2
+# about 0.7 ms of a saturated SQLite server's time whether it holds 20 rows or 60
+# (opening the transaction and its statements, the commit, a new full-text
+# segment), and with two workers each writes its own: lingering 0.5 s instead of
+# 0.2 s, two workers kept 0.957x of no log's throughput against 0.945x, side by
+# side over 8 rounds (1 s read as 0.5 s did). A record that comes after a quiet
+# spell is written at once.
+_LINGER_SECONDS = 0.5
 _BACKOFF_MAX_SECONDS = 5.0
 _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the database
 
