@@ -113,8 +113,8 @@ def without_surrogates(value: object) -> object:
     return value
 
 
-# One exchange's values of ``WRITTEN``: strings, numbers and None only, so a row
-# holds none of an answer's objects and may be read and freed on any thread.
+# One exchange's values of ``WRITTEN``: strings, numbers and None only. Nothing in a
+# row changes once it is made, so the writer thread may read and free it.
 Row: TypeAlias = tuple[Any, ...]
 
 
