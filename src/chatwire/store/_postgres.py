@@ -28,8 +28,8 @@ from ._rows import (
     WRITTEN,
     Row,
     abandon_stale,
-    batch_text,
     exchange_from,
+    json_text,
     keeps_end,
     set_later,
     upsert_batch,
@@ -187,7 +187,7 @@ class PostgresStore(Store):
     # -- writing -----------------------------------------------------------------
 
     def _upsert_rows(self, rows: list[Row], replica: str | None) -> None:
-        batch = batch_text(rows)
+        batch = json_text(rows)  # one JSON array, which the statement reads
         if "\\u0000" in batch:  # PostgreSQL keeps no NUL in text: U+FFFD stands in
             batch = _ESCAPED_NUL.sub(r"\1\\ufffd", batch)
         with self._connection() as connection:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "COLUMNS", "CONVERSATION", "CONVERSATIONS", "WRITTEN", "Row", "abandon_stale",
-    "batch_text", "exchange_from", "json_text", "keeps_end", "latest_rows", "row", "row_of",
-    "set_later", "upsert_batch", "without_surrogates",
+    "exchange_from", "json_text", "keeps_end", "latest_rows", "row", "row_of", "set_later",
+    "upsert_batch", "without_surrogates",
 ]  # fmt: skip
 
 import json
@@ -55,7 +55,7 @@ def upsert_batch(value_of: Callable[[int, str], str], rows: str) -> str:
     """The one statement that upserts a whole batch, by key.
 
     The database takes the whole batch in one call: as one JSON array
-    (``batch_text``) that it parses itself, with the interpreter's lock
+    (``json_text`` of its rows) that it parses itself, with the interpreter's lock
     released, or as bound values. A statement per row would hand the writer
     thread the lock and back once a row, stalling the event loop each time.
     ``rows`` is the backend's table of the batch's rows (its parameters come
@@ -161,11 +161,6 @@ def latest_rows(rows: Iterable[Row]) -> list[Row]:
             continue  # a snapshot never undoes an end
         latest[key] = values
     return list(latest.values())
-
-
-def batch_text(rows: Sequence[Row]) -> str:
-    """Rows as one JSON array: the parameter a batch's statement reads."""
-    return json_text(rows)
 
 
 def exchange_from(row: Sequence[Any]) -> Exchange:
