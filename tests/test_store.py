@@ -20,6 +20,7 @@ import pytest
 
 import chatwire
 from chatwire.store import Exchange, Recorder, Store, _writer, new_conversation_id
+from chatwire.store._rows import Row
 from chatwire.store._sqlite import _upsert
 from chatwire.store._sqlite_schema import MIGRATIONS, SCHEMA_VERSION, statements
 from tests.servers import ThreadedServer, refused_url, wait_until
@@ -579,7 +580,7 @@ def test_a_flush_that_comes_while_the_writer_writes_is_answered_at_once(
         writing, go_on = threading.Event(), threading.Event()
         upsert_rows = store._upsert_rows
 
-        def held(rows: list[bytes], replica: str | None) -> None:
+        def held(rows: list[Row], replica: str | None) -> None:
             writing.set()
             go_on.wait()
             upsert_rows(rows, replica)
