@@ -46,10 +46,8 @@ _ABANDON_STALE = abandon_stale("?")  # the parameter: the oldest live beat's tim
 
 # The most rows one bound statement writes. A batch goes as statements of a power of
 # two rows each, up to this many (100 rows: 64, 32 and 4), so eight prepared statements
-# serve every batch with no row padded. SQLite takes about 40,000 instructions a row
-# to prepare one, 5 million for 128 rows: with a size for every multiple of 32 up to
-# 512, a saturated server still met new sizes after its first thousand answers, and
-# preparing them was 18% of its writer's work over the next thousand.
+# serve every batch with no row padded. Preparing is what a few sizes save: SQLite
+# takes about 40,000 instructions a row of statement, 5 million for 128 rows.
 _CHUNK_ROWS = 128
 
 

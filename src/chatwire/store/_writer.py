@@ -46,10 +46,9 @@ QUEUE_CAPACITY = 10_000  # records waiting, beyond which new ones are dropped
 # Under load, how long the writer lets records gather after a batch. A batch costs
 # about 0.7 ms of a saturated SQLite server's time whether it holds 20 rows or 60
 # (opening the transaction and its statements, the commit, a new full-text
-# segment), and with two workers each writes its own: lingering 0.5 s instead of
-# 0.2 s, two workers kept 0.957x of no log's throughput against 0.945x, side by
-# side over 8 rounds (1 s read as 0.5 s did). A record that comes after a quiet
-# spell is written at once.
+# segment), and with two workers each writes its own; lingering longer than this
+# gained nothing measurable. A record that comes after a quiet spell is written at
+# once.
 _LINGER_SECONDS = 0.5
 _BACKOFF_MAX_SECONDS = 5.0
 _STOP_SECONDS = 10.0  # at exit, how long the last records may wait for the database
@@ -67,11 +66,8 @@ class LogWriter:
     The thread touches no object of the event loop's but the rows (tuples of
     strings and numbers) and, at each look, the recorders still streaming.
     Reading an answer's objects from this thread and freeing them here cost a
-    busy gateway about two percent of its throughput: side by side at
-    saturation, a thread that only freed recorders read 1.6 and 2.0 points
-    below one that only freed rows encoded as JSON. A row's own few objects
-    cost less than that encoding on the loop and its decoding here: freeing
-    tuples read 1.2 points above it with two workers, 0.3 with one.
+    busy gateway about two percent of its throughput, side by side at
+    saturation; a row's few strings and numbers cost it little.
     """
 
     def __init__(self, store: Store, capacity: int = QUEUE_CAPACITY) -> None:
